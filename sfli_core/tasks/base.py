@@ -1,0 +1,121 @@
+"""The one protocol every benchmark task implements (science.md §5).
+
+A task owns its domain box Ω, how training / collocation points are drawn, its loss terms, its exact or
+reference solution and its evaluation grid. ``u`` below is always a callable x [N, d] ↦ u(x) [N, 1].
+Loss terms are returned already weighted; the training loss is their sum.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+
+import torch
+from pydantic import BaseModel, ConfigDict
+
+from ..geometry import Box
+
+Field = Callable[[torch.Tensor], torch.Tensor]
+Batch = dict[str, torch.Tensor]
+
+
+class TaskParams(BaseModel):
+    """Base of every task's parameter model: unknown keys are rejected."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Task(ABC):
+    family: str
+    Params: type[TaskParams]
+    box: Box
+    out_dim: int = 1
+    default_n_train: int
+
+    def __init__(self, params: TaskParams):
+        self.params = params
+        self._eval: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    @property
+    def name(self) -> str:
+        """Canonical name; PDE families encode their coefficients (``allen_cahn_d1e-4``)."""
+        return self.family
+
+    @property
+    def in_dim(self) -> int:
+        return self.box.dim
+
+    @abstractmethod
+    def sample(self, n: int, generator: torch.Generator, dtype: torch.dtype) -> Batch:
+        """Training data / collocation points: ``n`` interior points plus the task's boundary sets."""
+
+    @abstractmethod
+    def loss_terms(self, u: Field, batch: Batch) -> dict[str, torch.Tensor]:
+        """Weighted scalar loss terms, e.g. {'pde': …, 'bc': …}."""
+
+    @abstractmethod
+    def solution(self, x: torch.Tensor) -> torch.Tensor:
+        """Exact (or reference) solution at x [N, d] → [N, 1]."""
+
+    @abstractmethod
+    def eval_points(self) -> torch.Tensor:
+        """The evaluation grid [N_eval, d] (float64) on which the relative L2 error is measured."""
+
+    def eval_data(self, dtype: torch.dtype, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+        """(points, solution values) of the evaluation grid, computed once."""
+        if self._eval is None:
+            x = self.eval_points()
+            self._eval = (x, self.solution(x))
+        x, y = self._eval
+        return x.to(device=device, dtype=dtype), y.to(device=device, dtype=dtype)
+
+    @staticmethod
+    def rel_l2(prediction: torch.Tensor, truth: torch.Tensor) -> float:
+        """‖u_θ − u‖₂ / ‖u‖₂ on the evaluation grid."""
+        return float(torch.linalg.vector_norm(prediction - truth) / torch.linalg.vector_norm(truth))
+
+
+class FitTask(Task):
+    """Regression of a known function: loss {'data': mean (u(x) − f(x))²}."""
+
+    default_n_train = 1000
+
+    def sample(self, n: int, generator: torch.Generator, dtype: torch.dtype) -> Batch:
+        x = self.box.uniform(n, generator)
+        return {"x": x.to(dtype), "y": self.solution(x).to(dtype)}
+
+    def loss_terms(self, u: Field, batch: Batch) -> dict[str, torch.Tensor]:
+        return {"data": torch.mean((u(batch["x"]) - batch["y"]) ** 2)}
+
+
+class PDETask(Task):
+    """PINN task: mean squared PDE residual at collocation points plus weighted boundary / initial terms."""
+
+    @abstractmethod
+    def residual(self, u: Field, x: torch.Tensor) -> torch.Tensor:
+        """PDE residual r(x) [N, 1] of the field u at x (autograd derivatives); 0 for the exact solution."""
+
+    def pde_term(self, u: Field, x: torch.Tensor) -> torch.Tensor:
+        return torch.mean(self.residual(u, x.detach().requires_grad_(True)) ** 2)
+
+
+def gradient(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """∂y/∂x for y [N, 1] computed point-wise from x [N, d] → [N, d], keeping the graph (for training)."""
+    return torch.autograd.grad(y, x, torch.ones_like(y), create_graph=True)[0]
+
+
+def second_derivative(first: torch.Tensor, x: torch.Tensor, k: int) -> torch.Tensor:
+    """∂²y/∂x_k² [N, 1] from the first derivatives ``first`` [N, d]."""
+    return gradient(first[:, k : k + 1], x)[:, k : k + 1]
+
+
+def boundary_points(box: Box, n: int, generator: torch.Generator) -> torch.Tensor:
+    """n points uniform on ∂Ω of a box (each face equally likely; 1-D: the two end points)."""
+    if box.dim == 1:
+        return torch.tensor([[box.lo[0]], [box.hi[0]]], dtype=torch.float64)
+    x = box.uniform(n, generator)
+    face = torch.randint(0, 2 * box.dim, (n,), generator=generator)
+    for k in range(box.dim):
+        x[face == 2 * k, k] = box.lo[k]
+        x[face == 2 * k + 1, k] = box.hi[k]
+    return x

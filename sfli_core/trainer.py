@@ -1,0 +1,191 @@
+"""The instrumented trainer: one run of a :class:`RunConfig`, logging loss terms, relative L2 error and the
+ε-rank of every hidden layer, tracking steps- and seconds-to-target, stopping on divergence, and able to
+save and restore its full state so that a resumed run continues bit for bit.
+
+Logging convention: the record at step s describes the parameters θ_s after s updates (loss terms of the
+training batch, error on the evaluation grid, ε-ranks on the evaluation set). Steps 0, every ``log_every``
+and the last step are logged. ``time/train_s`` counts only the training steps (what seconds-to-target
+measures); ``time/wall_s`` includes the logging evaluations.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.func import functional_call
+
+from . import keys
+from .config import RunConfig
+from .geometry import Box
+from .init import apply_init
+from .models import build_model
+from .optim import learning_rate, make_optimizer
+from .provenance import resolve_device, run_metadata
+from .rank import gram_spectrum
+from .result import DIVERGED, FINISHED, RunResult, TargetTracker
+from .tasks import build_task
+
+Callback = Callable[[dict[str, float], "Trainer"], None]
+
+
+class Trainer:
+    def __init__(self, cfg: RunConfig, callback: Callback | None = None):
+        self.cfg = cfg
+        self.callback = callback
+        self.device = resolve_device(cfg.train.device)
+        self.dtype = getattr(torch, cfg.train.dtype)
+        self.task = build_task(cfg.task.name, cfg.task.params)
+        self.model = build_model(cfg.model, self.task.in_dim, self.task.out_dim)
+        self.init_info = apply_init(self.model, cfg.init, self.task.box, cfg.seed)
+        self.model.to(device=self.device, dtype=self.dtype)
+        self.params = dict(self.model.named_parameters())
+        self.optimizer = make_optimizer(cfg.train)
+        self.opt_state = self.optimizer.init(list(self.params.values()))
+        self.generator = torch.Generator().manual_seed(cfg.seed)
+        self.n_train = cfg.train.n_train or self.task.default_n_train
+        self.batch = self._sample()
+        self.eval_x, self.eval_y = self.task.eval_data(self.dtype, self.device)
+        self.rank_x = self._rank_points(self.task.box)
+        self.step = 0
+        self.train_seconds = 0.0
+        self.wall_offset = 0.0
+        self.history: list[dict[str, float]] = []
+        self.spectra: dict[str, list[list[float]]] = {}
+        self.targets = TargetTracker(cfg.targets.metric, cfg.targets.thresholds)
+        self.status = FINISHED
+        self.metadata = run_metadata(self.device, self.dtype, cfg.seed)
+        self.metadata["rank.n_points"] = str(len(self.rank_x))
+
+    # ----------------------------------------------------------------------------------------------------
+    def _sample(self) -> dict[str, torch.Tensor]:
+        batch = self.task.sample(self.n_train, self.generator, self.dtype)
+        return {k: v.to(self.device) for k, v in batch.items()}
+
+    def _rank_points(self, box: Box) -> torch.Tensor:
+        """Evaluation set for the Gram matrix: N ≥ 10·width points (science.md §1)."""
+        n_min = max(self.cfg.rank.n_points or 0, 10 * self.cfg.model.width)
+        return box.evaluation_set(n_min, seed=self.cfg.seed).to(self.device, self.dtype)
+
+    def field(self, params: dict[str, torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
+        return lambda x: functional_call(self.model, params, (x,))[0]
+
+    def train_step(self, params: dict[str, torch.Tensor], opt_state: dict, batch: dict[str, torch.Tensor],
+                   lr: float) -> dict[str, torch.Tensor]:
+        """One optimiser step; a function of (parameters, optimiser state, batch). Returns the loss terms
+        at the parameters *before* the update (they are what the logged record for this step shows)."""
+        terms = self.task.loss_terms(self.field(params), batch)
+        loss = sum(terms.values())
+        grads = torch.autograd.grad(loss, list(params.values()))
+        self.optimizer.update(list(params.values()), list(grads), opt_state, lr)
+        terms["loss"] = loss
+        return {k: v.detach() for k, v in terms.items()}
+
+    @torch.no_grad()
+    def evaluate(self, with_rank: bool) -> tuple[dict[str, float], list[torch.Tensor]]:
+        """Relative L2 error on the evaluation grid and, optionally, every hidden layer's Gram spectrum."""
+        pred, _ = self.model(self.eval_x)
+        record = {keys.EVAL_REL_L2: self.task.rel_l2(pred, self.eval_y)}
+        spectra = []
+        if with_rank:
+            _, features = self.model(self.rank_x)
+            spectra = [gram_spectrum(f) for f in features]
+            for layer, lam in enumerate(spectra, start=1):
+                for eps in self.cfg.rank.eps:
+                    record[keys.rank_key(eps, layer)] = int((lam > eps).sum())
+        return record, spectra
+
+    def run(self, until: int | None = None) -> RunResult:
+        """Train from the current step up to ``train.steps`` (or stop after step ``until``, for tests)."""
+        cfg = self.cfg.train
+        log_index = self.step // cfg.log_every
+        wall_start = time.perf_counter() - self.wall_offset
+        last = cfg.steps if until is None else min(until, cfg.steps)
+        while self.step <= last and self.status == FINISHED:
+            s = self.step
+            is_log = s % cfg.log_every == 0 or s == cfg.steps
+            if is_log:
+                with_rank = self.cfg.rank.enabled and (log_index % self.cfg.rank.every == 0 or s == cfg.steps)
+                evaluation, spectra = self.evaluate(with_rank)
+            if s > 0 and cfg.resample_every and s % cfg.resample_every == 0:
+                self.batch = self._sample()
+            lr = learning_rate(cfg, s)
+            t0 = time.perf_counter()
+            if s < cfg.steps:
+                terms = self.train_step(self.params, self.opt_state, self.batch, lr)
+            else:
+                terms = {k: v.detach() for k, v in self.task.loss_terms(self.field(self.params), self.batch).items()}
+                terms["loss"] = sum(terms.values())
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            self.train_seconds += time.perf_counter() - t0
+            self.step = s + 1
+            if is_log:
+                log_index += 1
+                self._record(s, terms, evaluation, spectra, lr, time.perf_counter() - wall_start)
+        self.wall_offset = time.perf_counter() - wall_start
+        return self.result()
+
+    def _record(self, s: int, terms, evaluation, spectra, lr: float, wall: float) -> None:
+        record = {keys.STEP: s, keys.TRAIN_LOSS: float(terms.pop("loss"))}
+        record.update({keys.loss_term(k): float(v) for k, v in terms.items()})
+        record.update(evaluation)
+        record.update({keys.TRAIN_LR: lr, keys.TIME_TRAIN: self.train_seconds, keys.TIME_WALL: wall})
+        if spectra:
+            self.spectra.setdefault("initial", [lam.tolist() for lam in spectra])
+            self.spectra["final"] = [lam.tolist() for lam in spectra]
+        if not math.isfinite(record[keys.TRAIN_LOSS]):
+            self.status = DIVERGED
+        else:
+            self.targets.update(record)
+        self.history.append(record)
+        if self.callback is not None:
+            self.callback(record, self)
+
+    def result(self) -> RunResult:
+        return RunResult(status=self.status, config=self.cfg.flat(), history=list(self.history),
+                         targets=dict(self.targets.reached), spectra=dict(self.spectra), init_info=self.init_info,
+                         metadata=self.metadata, n_layers=self.cfg.model.depth, eps=list(self.cfg.rank.eps),
+                         thresholds=list(self.cfg.targets.thresholds))
+
+    # ---- full state: model, optimiser, RNG, step, history ----------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step, "status": self.status, "train_seconds": self.train_seconds,
+            "wall_offset": self.wall_offset,
+            "params": {k: v.detach().clone() for k, v in self.params.items()},
+            "opt_state": {k: ([t.clone() for t in v] if isinstance(v, list) else v)
+                          for k, v in self.opt_state.items()},
+            "generator": self.generator.get_state(), "batch": dict(self.batch),
+            "history": list(self.history), "spectra": dict(self.spectra), "targets": dict(self.targets.reached),
+        }
+
+    @torch.no_grad()
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for k, v in state["params"].items():
+            self.params[k].copy_(v)
+        for k, v in state["opt_state"].items():
+            if isinstance(v, list):
+                for dst, src in zip(self.opt_state[k], v):
+                    dst.copy_(src)
+            else:
+                self.opt_state[k] = v
+        self.generator.set_state(state["generator"])
+        self.batch = {k: v.to(self.device) for k, v in state["batch"].items()}
+        self.step, self.status = state["step"], state["status"]
+        self.train_seconds, self.wall_offset = state["train_seconds"], state["wall_offset"]
+        self.history, self.spectra = list(state["history"]), dict(state["spectra"])
+        self.targets.reached = dict(state["targets"])
+
+    def save(self, path: str | Path) -> None:
+        path = Path(path)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        torch.save(self.state_dict(), tmp)
+        tmp.replace(path)
+
+    def restore(self, path: str | Path) -> None:
+        self.load_state_dict(torch.load(path, map_location=self.device, weights_only=False))
