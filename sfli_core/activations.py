@@ -64,6 +64,6 @@ def numerical_multiplicity(fn: Activation, max_order: int = 6, tol: float = 1e-7
     value = fn(z)
     for order in range(1, max_order + 1):
         (value,) = torch.autograd.grad(value, z, create_graph=True)
-        if abs(float(value)) > tol * math.factorial(order):
+        if abs(value.item()) > tol * math.factorial(order):
             return order
     return None

@@ -72,6 +72,11 @@ class Trainer:
         return box.evaluation_set(n_min, seed=self.cfg.seed).to(self.device, self.dtype)
 
     def field(self, params: dict[str, torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
+        """x ↦ u_θ(x) for the parameter set ``params``. The module's own tensors are used directly;
+        any other set (e.g. stacked across models for vmap) goes through ``functional_call``, whose
+        parameter swap costs ~10 % of a small training step."""
+        if params is self.params:
+            return lambda x: self.model(x)[0]
         return lambda x: functional_call(self.model, params, (x,))[0]
 
     def train_step(self, params: dict[str, torch.Tensor], opt_state: dict, batch: dict[str, torch.Tensor],
@@ -93,7 +98,8 @@ class Trainer:
         spectra = []
         if with_rank:
             _, features = self.model(self.rank_x)
-            spectra = [gram_spectrum(f) for f in features]
+            # a diverged network has no spectrum; the record then carries the loss that says so
+            spectra = [gram_spectrum(f) for f in features] if all(torch.isfinite(f).all() for f in features) else []
             for layer, lam in enumerate(spectra, start=1):
                 for eps in self.cfg.rank.eps:
                     record[keys.rank_key(eps, layer)] = int((lam > eps).sum())

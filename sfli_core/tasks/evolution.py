@@ -94,7 +94,7 @@ class AllenCahn(PeriodicEvolutionTask):
 
     def solution(self, x: torch.Tensor) -> torch.Tensor:
         xs, ts, us = (torch.from_numpy(a) for a in self.reference())
-        xq, tq = x[:, 0].to(torch.float64), x[:, 1].to(torch.float64)
+        xq, tq = x[:, 0].to(torch.float64).contiguous(), x[:, 1].to(torch.float64).contiguous()
         i = torch.clamp(torch.searchsorted(xs, xq, right=True) - 1, 0, len(xs) - 2)
         j = torch.clamp(torch.searchsorted(ts, tq, right=True) - 1, 0, len(ts) - 2)
         wx = (xq - xs[i]) / (xs[i + 1] - xs[i])

@@ -1,0 +1,68 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sfli_core.config import ConfigError, RunConfig, load_run_config, parse_override, validate
+from sfli_core.keys import fmt_num
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_fmt_num():
+    assert [fmt_num(v) for v in (1e-3, 2.5e-4, 30, 1.0, 0.1)] == ["1e-3", "2.5e-4", "30", "1", "1e-1"]
+
+
+@pytest.mark.parametrize("data,expected", [
+    ({"train": {"lrr": 1}}, "train.lrr: unknown key; valid keys: optimizer, lr"),
+    ({"task": {"name": "foo"}}, "task: unknown task 'foo'; valid: fit1d_multiscale"),
+    ({"model": {"activation": "tan"}}, "model.activation: unknown activation 'tan'; valid: tanh"),
+    ({"init": {"name": "he"}}, "init.name: unknown initialisation 'he'; valid: xavier_normal"),
+    ({"train": {"steps": "many"}}, "train.steps: Input should be a valid integer"),
+    ({"task": {"name": "poisson2d", "params": {"aa": 1}}}, "params.aa: unknown key; valid keys: a, c"),
+    ({"model": {"arch": "mlp", "rwf": True}}, "rwf are options of arch 'pirate' only"),
+    ({"bogus": 1}, "bogus: unknown key; valid keys: task, model"),
+])
+def test_bad_config_names_the_field_and_the_valid_choices(data, expected):
+    with pytest.raises(ConfigError) as err:
+        validate(RunConfig, data, "run.yaml")
+    assert expected in str(err.value)
+    assert str(err.value).startswith("run.yaml: ")
+
+
+def test_overrides_are_typed():
+    cfg = load_run_config(ROOT / "configs" / "fit1d_tanh.yaml", ["train.lr=3e-4", "rank.eps=[1e-2, 1e-3]",
+                                                                   "init.name=sfli"])
+    assert cfg.train.lr == 3e-4 and cfg.rank.eps == [1e-2, 1e-3] and cfg.init.name == "sfli"
+    assert parse_override("seed=4") == (["seed"], 4)
+    with pytest.raises(ConfigError, match="expected key=value"):
+        parse_override("seed")
+
+
+def test_flat_form_records_resolved_task_parameters():
+    flat = RunConfig(task={"name": "allen_cahn_d1e-4"}).flat()
+    assert flat["task.name"] == "allen_cahn_d1e-4" and flat["task.params.diffusion"] == 1e-4
+    assert flat["init.name"] == "xavier_normal" and "train.lr" in flat and flat["seed"] == 0
+
+
+def sfli(*args):
+    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], capture_output=True, text=True,
+                          cwd=ROOT, timeout=300)
+
+
+def test_cli_train_prints_progress_and_summary():
+    proc = sfli("train", "configs/fit1d_tanh.yaml", "--set", "init.name=sfli", "--set", "train.steps=200")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "step    200/200" in out
+    assert "ε-rank ε=1e-3 per layer: initial [" in out and "(headline)" in out
+    assert "target/steps_to_1e-2:" in out and "final train/loss" in out
+
+
+def test_cli_bad_input_exits_2_with_a_clear_message(tmp_path):
+    proc = sfli("train", "configs/fit1d_tanh.yaml", "--set", "model.activation=tan")
+    assert proc.returncode == 2
+    assert "model.activation: unknown activation 'tan'" in proc.stderr
+    proc = sfli("train", str(tmp_path / "missing.yaml"))
+    assert proc.returncode == 2 and "no such file" in proc.stderr
