@@ -42,6 +42,96 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_validate(args) -> int:
+    from .study import load_study
+
+    study = load_study(args.study, smoke=args.smoke, overrides=args.set)
+    for arm, spec in study.arms.items():
+        cfg = study.run_config(arm)
+        knobs = ", ".join(spec.search) if spec.search else "none"
+        print(f"arm {arm}: init {cfg.init.name}, task {cfg.task.name}, {cfg.model.arch} {cfg.model.depth}×"
+              f"{cfg.model.width}, {cfg.train.steps} steps; searched: {knobs}")
+    n_search = study.search.trials * sum(1 for a in study.arms.values() if a.search)
+    print(f"{args.study}: valid. {n_search} search trials on seeds {study.search.seeds}, "
+          f"{len(study.arms) * len(study.evaluate.seeds)} evaluate trials on seeds {study.evaluate.seeds}")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from .runner import start_study
+
+    state = start_study(args.study, smoke=args.smoke, overrides=args.set, address=args.address,
+                        uri=args.tracking_uri, runs=args.runs_dir, num_cpus=args.num_cpus)
+    return 0 if state.status == "finished" else 1
+
+
+def cmd_resume(args) -> int:
+    from .runner import resume_study
+
+    state = resume_study(args.name, runs=args.runs_dir, address=args.address, num_cpus=args.num_cpus)
+    return 0 if state.status == "finished" else 1
+
+
+def cmd_status(args) -> int:
+    from .runner import study_status
+
+    print(study_status(args.name, runs=args.runs_dir))
+    return 0
+
+
+def cmd_trial(args) -> int:
+    """One run of a study's arm in-process (no Ray, no MLflow), for debugging."""
+    from sfli_core.trainer import Trainer
+
+    from .study import load_study
+
+    study = load_study(args.study, smoke=args.smoke)
+    if args.arm not in study.arms:
+        raise ConfigError(f"{args.study}: unknown arm '{args.arm}'; valid: {', '.join(study.arms)}")
+    from sfli_core.config import RunConfig, parse_override, set_path, validate
+
+    data = study.run_config(args.arm, seed=args.seed).model_dump(mode="json")
+    for text in args.set:
+        set_path(data, *parse_override(text))
+    cfg = validate(RunConfig, data, f"{args.study} arm {args.arm}")
+    trainer = Trainer(cfg, callback=_progress(cfg.train.steps, cfg.rank.headline))
+    print(trainer.run().describe(cfg.rank.headline))
+    return 0
+
+
+def cmd_ui(args) -> int:
+    import os
+    import subprocess
+
+    from .environment import quiet
+    from .tracking import runs_dir, tracking_uri
+
+    quiet()
+    folder = runs_dir(args.runs_dir)
+    uri = tracking_uri(args.tracking_uri, folder)
+    print(f"MLflow UI for {uri} on http://127.0.0.1:{args.port}", flush=True)
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1",
+           "--port", str(args.port), "--workers", "1"]
+    if uri.startswith("sqlite"):
+        cmd += ["--default-artifact-root", (folder / "artifacts").as_uri()]
+    return subprocess.call(cmd, env=os.environ.copy())
+
+
+def _study_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--smoke", action="store_true", help="use the study's smoke profile (tiny budgets)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a study field, e.g. --set search.trials=8 (repeatable)")
+
+
+def _where_args(p: argparse.ArgumentParser, tracking: bool = True) -> None:
+    p.add_argument("--runs-dir", default=None, help="runs folder (default $SFLI_RUNS_DIR or ./sfli_runs)")
+    p.add_argument("--address", default=None, help="Ray cluster address (default $RAY_ADDRESS, else local)")
+    p.add_argument("--num-cpus", type=int, default=None, help="CPUs of a local Ray instance (default: all)")
+    if tracking:
+        p.add_argument("--tracking-uri", default=None,
+                       help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, else SQLite in the runs folder)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sfli", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -51,6 +141,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a field, e.g. --set train.lr=1e-3 (repeatable)")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("validate", help="check a study file")
+    p.add_argument("study")
+    _study_args(p)
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("run", help="run a study: search, then paired evaluation, recorded in MLflow")
+    p.add_argument("study")
+    _study_args(p)
+    _where_args(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("resume", help="continue an interrupted study")
+    p.add_argument("name")
+    _where_args(p, tracking=False)
+    p.set_defaults(func=cmd_resume)
+
+    p = sub.add_parser("status", help="phases and runs of a study")
+    p.add_argument("name")
+    p.add_argument("--runs-dir", default=None)
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("trial", help="one run of a study arm in-process (no Ray, no MLflow)")
+    p.add_argument("study")
+    p.add_argument("--arm", required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--smoke", action="store_true")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a run field")
+    p.set_defaults(func=cmd_trial)
+
+    p = sub.add_parser("ui", help="the MLflow UI on the default store, bound to 127.0.0.1")
+    p.add_argument("--runs-dir", default=None)
+    p.add_argument("--tracking-uri", default=None)
+    p.add_argument("--port", type=int, default=5000)
+    p.set_defaults(func=cmd_ui)
     return parser
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -196,18 +196,22 @@ def format_validation_error(err: ValidationError, source: str, root: type[BaseMo
         if e["type"] == "extra_forbidden":
             valid = _fields_at(root, e["loc"][:-1])
             msg = f"unknown key; valid keys: {', '.join(valid)}" if valid else "unknown key"
-        lines.append(f"{source}: {loc or '<root>'}: {msg}")
+        lines.append(f"{source}: {loc}: {msg}" if loc else f"{source}: {msg}")
     return "\n".join(lines)
 
 
 def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
+    """Field names of the model found at ``loc`` (through nested models and dict[str, Model] values)."""
+    node: Any = model
     for part in loc:
-        field = model.model_fields.get(part) if isinstance(part, str) else None
-        annotation = getattr(field, "annotation", None)
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        if isinstance(node, type) and issubclass(node, BaseModel):
+            field = node.model_fields.get(part) if isinstance(part, str) else None
+            node = getattr(field, "annotation", None)
+        elif get_origin(node) is dict:
+            node = get_args(node)[1]
+        else:
             return []
-        model = annotation
-    return list(model.model_fields)
+    return list(node.model_fields) if isinstance(node, type) and issubclass(node, BaseModel) else []
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

@@ -1,0 +1,23 @@
+"""Process environment for a study: telemetry off unless the user turned it on, loopback-only local Ray."""
+
+from __future__ import annotations
+
+import os
+
+QUIET = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "true",
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+}
+
+
+def quiet() -> None:
+    """Usage statistics and telemetry off, unless the variable is already set by the user."""
+    for key, value in QUIET.items():
+        os.environ.setdefault(key, value)
+
+
+def loopback_only() -> None:
+    """A local Ray instance binds and connects on 127.0.0.1 only (stack-notes.md); never for a real cluster."""
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")

@@ -1,0 +1,101 @@
+"""One phase of a study as one Ray Tune experiment (created, or restored when it already exists)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+from ray.tune.experiment import Trial
+from ray.tune.schedulers import ASHAScheduler
+from ray.tune.search.optuna import OptunaSearch
+
+from .study import Study
+from .trial import TrialContext, run_trial
+
+
+def search_space(study: Study, arm: str) -> dict[str, Any]:
+    space: dict[str, Any] = {"arm": arm}
+    for path, d in study.arms[arm].search.items():
+        if d.type == "log_uniform":
+            space[path] = tune.loguniform(d.low, d.high)
+        elif d.type == "uniform":
+            space[path] = tune.uniform(d.low, d.high)
+        elif d.type == "int_uniform":
+            space[path] = tune.randint(int(d.low), int(d.high) + 1)
+        else:
+            space[path] = tune.choice(d.values)
+    return space
+
+
+class Progress(tune.Callback):
+    """One line a person can follow: trials done / running / pending, best objective, elapsed time."""
+
+    def __init__(self, label: str, t0: float, every_s: float = 2.0):
+        self.label, self.t0, self.every_s, self.last = label, t0, every_s, 0.0
+
+    def on_step_end(self, iteration: int, trials: list[Trial], **info) -> None:
+        if time.time() - self.last >= self.every_s:
+            self.show(trials)
+
+    def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info) -> None:
+        self.show(trials)
+
+    def show(self, trials: list[Trial]) -> None:
+        self.last = time.time()
+        states = [t.status for t in trials]
+        finals = [t.last_result.get("objective") for t in trials
+                  if t.status == Trial.TERMINATED and t.last_result.get("complete")]
+        best = f"{min(finals):.4g}" if finals else "-"
+        print(f"[{self.label}] done {states.count(Trial.TERMINATED)}  running {states.count(Trial.RUNNING)}  "
+              f"pending {states.count(Trial.PENDING)}  errored {states.count(Trial.ERROR)}  best objective {best}  "
+              f"elapsed {time.time() - self.t0:.0f} s", flush=True)
+
+
+def run_phase(state, study: Study, phase: str, arm: str | None, t0: float) -> dict[str, Any]:
+    """Run (or restore and finish) the phase's Tune experiment. Search: returns the best knobs of ``arm``."""
+    context = TrialContext(study=study, phase=phase, tracking_uri=state.tracking_uri,
+                           experiment_id=state.experiment_id, parent_run_id=state.parents[phase],
+                           git_revision=state.git_revision, chosen=dict(state.chosen))
+    trainable = tune.with_resources(tune.with_parameters(run_trial, context=context),
+                                    {"cpu": study.resources.cpus, "gpu": study.resources.gpus})
+    name = f"{study.name}-search-{arm}" if phase == "search" else f"{study.name}-evaluate"
+    path = Path(state.storage) / name
+    label = f"{phase} {arm}" if arm else phase
+    run_config = tune.RunConfig(
+        name=name, storage_path=state.storage, verbose=0, callbacks=[Progress(label, t0)],
+        failure_config=tune.FailureConfig(max_failures=study.retries),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=2))
+    if tune.Tuner.can_restore(str(path)):
+        tuner = tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True)
+    elif phase == "search":
+        searcher = OptunaSearch(metric="objective", mode="min", sampler=_sampler(study))
+        scheduler = None
+        if study.search.asha.enabled:
+            scheduler = ASHAScheduler(metric="train/loss", mode="min", time_attr="training_iteration",
+                                      grace_period=study.search.asha.grace_period,
+                                      reduction_factor=study.search.asha.reduction_factor)
+        tuner = tune.Tuner(trainable, param_space=search_space(study, arm), run_config=run_config,
+                           tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
+                                                       num_samples=study.search.trials, reuse_actors=True))
+    else:
+        space = {"arm": tune.grid_search(list(study.arms)), "seed": tune.grid_search(list(study.evaluate.seeds))}
+        tuner = tune.Tuner(trainable, param_space=space, run_config=run_config,
+                           tune_config=tune.TuneConfig(reuse_actors=True))
+    results = tuner.fit()
+    if phase != "search":
+        return {}
+    finished = [r for r in results if r.metrics and r.metrics.get("complete")]
+    if not finished:
+        raise RuntimeError(f"search of arm '{arm}': no trial finished; see {path}")
+    best = min(finished, key=lambda r: r.metrics["objective"])
+    return {k: v for k, v in best.config.items() if k != "arm"}
+
+
+def _sampler(study: Study):
+    import optuna
+
+    if study.search.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=study.search.sampler_seed)
+    return optuna.samplers.TPESampler(seed=study.search.sampler_seed)

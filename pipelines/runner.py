@@ -1,0 +1,180 @@
+"""Running a study: search phase (Ray Tune + OptunaSearch per arm with a search space), then evaluate phase
+(every arm at its chosen configuration on the fresh evaluation seeds, paired by seed), all recorded in MLflow.
+
+Where things live (``runs`` = the runs folder): ``runs/studies/<name>/state.json`` (what is needed to resume),
+``runs/ray/<name>-<phase>[-<arm>]`` (Tune experiments and trial checkpoints), ``runs/mlflow.db`` and
+``runs/artifacts`` (the default MLflow store). A study interrupted at any point is continued by
+``resume_study``: finished phases are skipped, a Tune experiment that exists is restored (finished trials are
+not re-run, unfinished ones continue from their checkpoints).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sfli_core.config import ConfigError
+
+from .environment import loopback_only, quiet
+from .study import Study, load_study
+from .tracking import Tracker, runs_dir, tracking_uri
+
+
+@dataclass
+class StudyState:
+    name: str
+    study: dict[str, Any]
+    tracking_uri: str
+    storage: str
+    address: str | None
+    experiment_id: str
+    git_revision: str = "unknown"
+    parents: dict[str, str] = field(default_factory=dict)
+    chosen: dict[str, dict[str, Any]] = field(default_factory=dict)
+    done: list[str] = field(default_factory=list)
+    status: str = "running"
+
+    @staticmethod
+    def path(runs: Path, name: str) -> Path:
+        return runs / "studies" / name / "state.json"
+
+    def save(self, runs: Path) -> None:
+        path = self.path(runs, self.name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.__dict__, indent=1))
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, runs: Path, name: str) -> StudyState:
+        path = cls.path(runs, name)
+        if not path.exists():
+            known = sorted(p.name for p in (runs / "studies").glob("*")) if (runs / "studies").exists() else []
+            raise ConfigError(f"no study '{name}' in {runs}; known: {', '.join(known) or 'none'}")
+        return cls(**json.loads(path.read_text()))
+
+
+def git_revision() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+
+
+def connect_ray(address: str | None, num_cpus: int | None = None) -> bool:
+    """Connect to the cluster at ``address`` (or $RAY_ADDRESS), else start a local instance on 127.0.0.1.
+    Returns True when this call started Ray (and so should stop it)."""
+    import os
+
+    import ray
+
+    if ray.is_initialized():
+        return False
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=False)
+    else:
+        loopback_only()
+        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+    return True
+
+
+def start_study(path: str, smoke: bool = False, overrides: list[str] = (), address: str | None = None,
+                uri: str | None = None, runs: str | None = None, num_cpus: int | None = None) -> StudyState:
+    """Validate the study file and run it from the beginning (a previous state of the same name is replaced
+    only if that study had finished; an unfinished one must be resumed)."""
+    quiet()
+    study = load_study(path, smoke=smoke, overrides=overrides)
+    folder = runs_dir(runs)
+    state_file = StudyState.path(folder, study.name)
+    if state_file.exists() and StudyState.load(folder, study.name).status != "finished":
+        raise ConfigError(f"study '{study.name}' was interrupted; continue it with: sfli resume {study.name}")
+    uri = tracking_uri(uri, folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tracker = Tracker(uri)  # the store and experiment are created here, once, before any trial starts
+    experiment_id = tracker.experiment(study.name, folder / "artifacts")
+    state = StudyState(name=study.name, study=study.model_dump(mode="json"), tracking_uri=uri,
+                       storage=str(folder / "ray"), address=address, experiment_id=experiment_id,
+                       git_revision=git_revision(),
+                       chosen={arm: {} for arm, a in study.arms.items() if not a.search})
+    state.save(folder)
+    return _drive(state, folder, num_cpus)
+
+
+def resume_study(name: str, runs: str | None = None, address: str | None = None,
+                 num_cpus: int | None = None) -> StudyState:
+    quiet()
+    folder = runs_dir(runs)
+    state = StudyState.load(folder, name)
+    if address:
+        state.address = address
+    return _drive(state, folder, num_cpus)
+
+
+def _drive(state: StudyState, folder: Path, num_cpus: int | None) -> StudyState:
+    import ray
+
+    from .phases import run_phase
+
+    study = Study.model_validate(state.study)
+    started = connect_ray(state.address, num_cpus)
+    t0 = time.time()
+    try:
+        tracker = Tracker(state.tracking_uri)
+        for phase, arm in planned_phases(study):
+            key = f"search-{arm}" if phase == "search" else "evaluate"
+            if key in state.done:
+                continue
+            state.parents.setdefault(phase, tracker.parent_run(state.experiment_id, study.name, phase))
+            state.save(folder)
+            best = run_phase(state, study, phase, arm, t0)
+            if phase == "search":
+                state.chosen[arm] = best
+                tracker.log_new_params(state.parents[phase], {f"best.{arm}.{k}": v for k, v in best.items()})
+            state.done.append(key)
+            state.save(folder)
+        for parent in state.parents.values():
+            tracker.finish(parent, "finished")
+        state.status = "finished"
+        state.save(folder)
+    finally:
+        if started:
+            ray.shutdown()
+    print(f"\nstudy '{study.name}' finished in {time.time() - t0:.0f} s. Runs: MLflow experiment '{study.name}' "
+          f"at {state.tracking_uri}\n  open them with: sfli ui" + (f" --runs-dir {folder}" if folder != runs_dir()
+                                                                    else ""), flush=True)
+    return state
+
+
+def planned_phases(study: Study) -> list[tuple[str, str | None]]:
+    return [("search", arm) for arm, a in study.arms.items() if a.search] + [("evaluate", None)]
+
+
+def study_status(name: str, runs: str | None = None) -> str:
+    """Phases done, and the child runs per phase and sfli status, read from MLflow."""
+    folder = runs_dir(runs)
+    state = StudyState.load(folder, name)
+    study = Study.model_validate(state.study)
+    tracker = Tracker(state.tracking_uri)
+    runs_found = tracker.client.search_runs([state.experiment_id], filter_string="tags.role = 'trial'",
+                                            max_results=10000)
+    lines = [f"study {name}: {state.status}; phases done: {', '.join(state.done) or 'none'}",
+             f"tracking: {state.tracking_uri} (experiment {state.experiment_id})"]
+    for phase, arm in planned_phases(study):
+        mine = [r for r in runs_found if r.data.tags.get("phase") == phase
+                and (arm is None or r.data.tags.get("arm") == arm)]
+        counts: dict[str, int] = {}
+        for r in mine:
+            counts[r.data.tags.get("status", "?")] = counts.get(r.data.tags.get("status", "?"), 0) + 1
+        label = f"{phase} {arm}" if arm else phase
+        expected = study.search.trials if phase == "search" else len(study.arms) * len(study.evaluate.seeds)
+        lines.append(f"  {label}: {len(mine)}/{expected} runs " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    for arm, knobs in state.chosen.items():
+        lines.append(f"  chosen {arm}: {knobs or '(fixed)'}")
+    return "\n".join(lines)

@@ -1,0 +1,169 @@
+"""Study files (studies/*.yaml): one validated shape for every study.
+
+A study is a ``base`` run configuration shared by all arms (task, model, training, ε-rank, targets), a set
+of ``arms`` that override it (at least the initialisation) and may declare a search space over dotted
+config paths, a ``search`` block (objective, trials, Optuna sampler and seed, search seeds, optional ASHA),
+fresh ``evaluate`` seeds, per-trial ``resources``, ``retries`` and a ``smoke`` profile: a partial study
+deep-merged over the file by ``--smoke`` (tiny budgets, same structure).
+
+Objective values (minimised): ``target/steps_to_<τ>`` (a censored run counts as 2 × the step budget),
+``final/train/loss`` or ``final/eval/rel_l2`` (log10 of the value); averaged over the search seeds; a
+diverged or failed run gives the worst value (1e12).
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, ValidationError, model_validator
+
+from sfli_core import keys
+from sfli_core.config import (ConfigError, RunConfig, Strict, format_validation_error, load_yaml, parse_override,
+                              set_path)
+
+OBJECTIVE_PATTERN = re.compile(r"^(target/steps_to_.+|final/train/loss|final/eval/rel_l2)$")
+CENSORED_FACTOR = 2.0
+WORST = 1e12
+
+
+class Distribution(Strict):
+    """One searchable knob: log_uniform / uniform over [low, high], int_uniform, or choice among values."""
+
+    type: Literal["log_uniform", "uniform", "int_uniform", "choice"]
+    low: float | None = None
+    high: float | None = None
+    values: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _bounds(self):
+        if self.type == "choice":
+            if not self.values:
+                raise ValueError("a choice needs a non-empty 'values' list")
+        elif self.low is None or self.high is None or not self.low < self.high:
+            raise ValueError(f"{self.type} needs low < high")
+        elif self.type == "log_uniform" and self.low <= 0:
+            raise ValueError("log_uniform needs low > 0")
+        return self
+
+
+class Arm(Strict):
+    """``set``: overrides of the base run configuration (dotted or nested keys); ``search``: knobs to tune."""
+
+    set: dict[str, Any] = Field(default_factory=dict)
+    search: dict[str, Distribution] | None = None
+
+    @model_validator(mode="after")
+    def _search(self):
+        if self.search is not None and not self.search:
+            raise ValueError("search: empty search space; give at least one knob or leave 'search' out")
+        return self
+
+
+class Asha(Strict):
+    enabled: bool = False
+    grace_period: PositiveInt = 4  # logging steps
+    reduction_factor: float = Field(3.0, gt=1)
+
+
+class SearchConfig(Strict):
+    objective: str = "target/steps_to_1e-3"
+    trials: PositiveInt = 16
+    sampler: Literal["tpe", "random"] = "tpe"
+    sampler_seed: NonNegativeInt = 0
+    seeds: list[NonNegativeInt] = Field(default_factory=lambda: [1000], min_length=1)
+    asha: Asha = Field(default_factory=Asha)
+
+    @model_validator(mode="after")
+    def _objective(self):
+        if not OBJECTIVE_PATTERN.match(self.objective):
+            raise ValueError(f"unknown objective '{self.objective}'; valid: target/steps_to_<τ> (a target "
+                             "threshold of the study), final/train/loss, final/eval/rel_l2")
+        return self
+
+
+class EvaluateConfig(Strict):
+    seeds: list[NonNegativeInt] = Field(default_factory=lambda: [0, 1, 2, 3, 4], min_length=1)
+
+
+class Resources(Strict):
+    cpus: PositiveFloat = 1.0
+    gpus: float = Field(0.0, ge=0)
+
+
+class Study(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_\-]+$")
+    description: str = ""
+    base: dict[str, Any] = Field(default_factory=dict)
+    arms: dict[str, Arm] = Field(min_length=1)
+    search: SearchConfig = Field(default_factory=SearchConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    resources: Resources = Field(default_factory=Resources)
+    retries: NonNegativeInt = 2
+    checkpoint_every: PositiveInt = 5  # logging steps between trial checkpoints
+    smoke: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _arms_resolve(self):
+        for arm_name in self.arms:
+            self.run_config(arm_name)  # raises with the field path
+            for path, dist in (self.arms[arm_name].search or {}).items():
+                probe = dist.values[0] if dist.type == "choice" else (dist.low + dist.high) / 2
+                if dist.type == "int_uniform":
+                    probe = int(probe)
+                self.run_config(arm_name, {path: probe}, where=f"arms.{arm_name}.search.{path}")
+        if self.search.objective.startswith("target/"):
+            thresholds = [keys.steps_to(t) for t in RunConfig.model_validate(self.base).targets.thresholds]
+            if self.search.objective not in thresholds:
+                raise ValueError(f"search.objective '{self.search.objective}' is not one of the study's targets: "
+                                 f"{', '.join(thresholds)}")
+        overlap = set(self.search.seeds) & set(self.evaluate.seeds)
+        if overlap and self.has_search:
+            raise ValueError(f"evaluate.seeds must be fresh, not the search seeds: {sorted(overlap)}")
+        return self
+
+    @property
+    def has_search(self) -> bool:
+        return any(arm.search for arm in self.arms.values())
+
+    def run_config(self, arm: str, knobs: dict[str, Any] | None = None, seed: int | None = None,
+                   where: str | None = None) -> RunConfig:
+        """The resolved RunConfig of ``arm`` with searched ``knobs`` (dotted paths) and ``seed``."""
+        data = copy.deepcopy(self.base)
+        for path, value in {**self.arms[arm].set, **(knobs or {})}.items():
+            set_path(data, path.split("."), value)
+        if seed is not None:
+            data["seed"] = seed
+        try:
+            return RunConfig.model_validate(data)
+        except ValidationError as err:
+            raise ValueError(format_validation_error(err, where or f"arms.{arm}", RunConfig)) from None
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def load_study(path: str | Path, smoke: bool = False, overrides: list[str] = ()) -> Study:
+    """Read, apply the smoke profile and ``key=value`` overrides, validate. Errors → ConfigError naming the
+    file and the field path."""
+    data = load_yaml(path)
+    if smoke:
+        profile = data.get("smoke")
+        if not isinstance(profile, dict) or not profile:
+            raise ConfigError(f"{path}: smoke: the study has no smoke profile")
+        data = deep_merge(data, profile)
+    for text in overrides:
+        set_path(data, *parse_override(text))
+    try:
+        return Study.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, str(path), Study)) from None

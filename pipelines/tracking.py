@@ -1,0 +1,141 @@
+"""MLflow bookkeeping: one experiment per study, one parent run per phase, exactly one child run per trial.
+
+Runs are found by their tags before any is created, so a retried or resumed trial reopens its own run
+(the trial id is stable across retries and ``Tuner.restore``). Metrics of one logging step go out in one
+``log_batch`` call. SQLite stores can answer "database is locked" under concurrent writers: every call is
+retried with back-off.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+
+DEFAULT_RUNS_DIR = "sfli_runs"
+MAX_PARAM = 6000
+TRIAL_STARTS = "trial/starts"
+
+
+def runs_dir(value: str | None = None) -> Path:
+    """``--runs-dir``, else ``$SFLI_RUNS_DIR``, else ./sfli_runs (project-local)."""
+    return Path(value or os.environ.get("SFLI_RUNS_DIR", DEFAULT_RUNS_DIR)).resolve()
+
+
+def tracking_uri(value: str | None, runs: Path) -> str:
+    """``--tracking-uri``, else ``$MLFLOW_TRACKING_URI``, else an embedded SQLite store in the runs folder."""
+    return value or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{runs / 'mlflow.db'}"
+
+
+def _retry(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        for attempt in range(8):
+            try:
+                return fn(*args, **kwargs)
+            except Exception as err:  # the store's locking error comes wrapped in several exception types
+                if "locked" not in str(err).lower() or attempt == 7:
+                    raise
+                time.sleep(0.05 * 2**attempt * (1 + random.random()))
+        raise AssertionError("unreachable")
+
+    return wrapper
+
+
+def _params(values: dict[str, Any]) -> list[Param]:
+    return [Param(k, str(v)[:MAX_PARAM]) for k, v in sorted(values.items())]
+
+
+class Tracker:
+    def __init__(self, uri: str):
+        self.uri = uri
+        self.client = MlflowClient(tracking_uri=uri)
+
+    @_retry
+    def experiment(self, study: str, artifact_root: Path | None = None) -> str:
+        """Experiment id of the study, created on first use (artifacts beside an embedded store)."""
+        found = self.client.get_experiment_by_name(study)
+        if found is not None:
+            return found.experiment_id
+        location = (artifact_root / study).as_uri() if artifact_root and self.uri.startswith("sqlite") else None
+        return self.client.create_experiment(study, artifact_location=location)
+
+    @_retry
+    def find_run(self, experiment_id: str, tags: dict[str, str]) -> str | None:
+        query = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
+        runs = self.client.search_runs([experiment_id], filter_string=query, max_results=2)
+        return runs[0].info.run_id if runs else None
+
+    @_retry
+    def parent_run(self, experiment_id: str, study: str, phase: str) -> str:
+        tags = {"study": study, "phase": phase, "role": "parent"}
+        run_id = self.find_run(experiment_id, tags)
+        if run_id is None:
+            run = self.client.create_run(experiment_id, run_name=f"{study}-{phase}", tags=tags)
+            run_id = run.info.run_id
+        return run_id
+
+    @_retry
+    def child_run(self, experiment_id: str, parent_id: str, trial_name: str, tags: dict[str, str],
+                  params: dict[str, Any]) -> tuple[str, bool]:
+        """(run id, created?) of the trial's run; params are logged once, at creation."""
+        run_id = self.find_run(experiment_id, {"trial_id": tags["trial_id"], "phase": tags["phase"],
+                                               "study": tags["study"]})
+        if run_id is not None:
+            self.client.set_tag(run_id, "status", "running")
+            return run_id, False
+        run = self.client.create_run(experiment_id, run_name=trial_name,
+                                     tags={**tags, "mlflow.parentRunId": parent_id, "role": "trial",
+                                           "status": "running"})
+        self.client.log_batch(run.info.run_id, params=_params(params))
+        return run.info.run_id, True
+
+    @_retry
+    def log_metrics(self, run_id: str, values: dict[str, float], step: int) -> None:
+        """One call for a whole logging step. Non-finite values are kept (a diverged loss is data)."""
+        now = int(time.time() * 1000)
+        metrics = [Metric(k, float(v), now, int(step)) for k, v in values.items()
+                   if isinstance(v, (int, float)) and k != "step"]
+        self.client.log_batch(run_id, metrics=metrics)
+
+    @_retry
+    def last_step(self, run_id: str, key: str) -> int:
+        history = self.client.get_metric_history(run_id, key)
+        return max((m.step for m in history), default=-1)
+
+    @_retry
+    def count_starts(self, run_id: str) -> int:
+        return len(self.client.get_metric_history(run_id, TRIAL_STARTS))
+
+    def mark_start(self, run_id: str) -> None:
+        """Every start of a trial (first, retry, resume) leaves one point: the resume test counts them."""
+        n = self.count_starts(run_id)
+        self.log_metrics(run_id, {TRIAL_STARTS: n + 1}, step=n)
+
+    @_retry
+    def log_artifact(self, run_id: str, path: Path, folder: str | None = None) -> None:
+        self.client.log_artifact(run_id, str(path), folder)
+
+    @_retry
+    def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
+        self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    @_retry
+    def finish(self, run_id: str, status: str) -> None:
+        """status: finished / diverged (FINISHED in MLflow) or failed (FAILED); the sfli status is a tag."""
+        self.set_tags(run_id, {"status": status})
+        self.client.set_terminated(run_id, "FAILED" if status == "failed" else "FINISHED")
+
+    @_retry
+    def log_new_params(self, run_id: str, params: dict[str, Any]) -> None:
+        """Log the params the run does not have yet (MLflow params are write-once)."""
+        have = self.client.get_run(run_id).data.params
+        new = {k: v for k, v in params.items() if k not in have}
+        if new:
+            self.client.log_batch(run_id, params=_params(new))
