@@ -33,7 +33,10 @@ def kept_neurons(u: torch.Tensor, rel_norm: float = 0.1) -> torch.Tensor:
     """Indices of neurons whose input-weight norm is at least ``rel_norm`` × the layer's largest (tiny ones
     carry no orientation and are dropped, as in the paper's Fig. 11/18)."""
     norms = u.norm(dim=1)
-    return torch.nonzero(norms >= rel_norm * norms.max()).flatten()
+    finite = torch.isfinite(norms)  # a diverged layer has no orientation to speak of
+    if not finite.any():
+        return torch.zeros(0, dtype=torch.long)
+    return torch.nonzero(finite & (norms >= rel_norm * norms[finite].max())).flatten()
 
 
 def leading_order(d: torch.Tensor) -> torch.Tensor:
@@ -73,6 +76,8 @@ def analyse(u: torch.Tensor, threshold: float = 0.9, rel_norm: float = 0.1, min_
     clusters ≥ 10 % of neurons]
     """
     u = u[kept_neurons(u, rel_norm)]
+    if len(u) == 0:
+        return Condensation(orientations=0, lines=0, kept=0, similarity=torch.zeros(0, 0, dtype=u.dtype))
     unit = u / u.norm(dim=1, keepdim=True)
     min_size = max(1, int(round(min_fraction * len(u))))
 

@@ -18,6 +18,8 @@ def test_counts_on_synthetic_orientations():
     assert (result.orientations, result.lines) == (6, 3)
     tiny = torch.cat([u, 1e-4 * torch.randn(5, 4, generator=g, dtype=torch.float64)])
     assert analyse(tiny).kept == 48  # negligible neurons are dropped
+    broken = torch.full((5, 3), float("nan"), dtype=torch.float64)
+    assert (analyse(broken).orientations, analyse(broken).kept) == (0, 0)  # a diverged layer
 
 
 def test_heat_map_order_separates_the_two_orientations_of_a_line():

@@ -1,0 +1,82 @@
+"""Shared helpers for the pipeline tests: tiny study files and reading back what MLflow recorded."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+from mlflow.tracking import MlflowClient
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write_study(path: Path, name: str, arms: dict, *, steps: int = 60, log_every: int = 20, seeds=(0, 1),
+                search_trials: int = 2, **extra) -> Path:
+    study = {
+        "name": name,
+        "base": {"task": {"name": "fit1d_multiscale"}, "model": {"width": 16, "depth": 2},
+                 "train": {"steps": steps, "log_every": log_every}, "rank": {"eps": [1e-3]},
+                 "targets": {"thresholds": [1e-1, 1e-2]}},
+        "arms": arms,
+        "search": {"objective": "target/steps_to_1e-1", "trials": search_trials, "seeds": [1000]},
+        "evaluate": {"seeds": list(seeds)},
+        "resources": {"cpus": 1},
+        "checkpoint_every": 2,
+        **extra,
+    }
+    path.write_text(yaml.safe_dump(study))
+    return path
+
+
+def trial_runs(uri: str, study: str, phase: str | None = None) -> list:
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(study)
+    query = "tags.role = 'trial'" + (f" and tags.phase = '{phase}'" if phase else "")
+    return client.search_runs([exp.experiment_id], filter_string=query, max_results=1000)
+
+
+def parent_runs(uri: str, study: str) -> dict:
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(study)
+    runs = client.search_runs([exp.experiment_id], filter_string="tags.role = 'parent'")
+    return {r.data.tags["phase"]: r for r in runs}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def sfli_cli(*args: str, timeout: float = 600, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], capture_output=True, text=True,
+                          cwd=ROOT, timeout=timeout, **kw)
+
+
+def stop_group(proc: subprocess.Popen, sig: int = signal.SIGTERM, wait: float = 20) -> None:
+    """Stop a process started with start_new_session=True, and everything in its process group."""
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=wait)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=wait)
+
+
+def wait_for(predicate, timeout: float, every: float = 0.5, what: str = "condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
