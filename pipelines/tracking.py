@@ -21,6 +21,8 @@ from mlflow.tracking import MlflowClient
 DEFAULT_RUNS_DIR = "sfli_runs"
 MAX_PARAM = 6000
 TRIAL_STARTS = "trial/starts"
+RESUMED_FROM = "trial/resumed_from_step"
+COMPLETE = ("finished", "diverged")
 
 
 def runs_dir(value: str | None = None) -> Path:
@@ -84,11 +86,13 @@ class Tracker:
     @_retry
     def child_run(self, experiment_id: str, parent_id: str, trial_name: str, tags: dict[str, str],
                   params: dict[str, Any]) -> tuple[str, bool]:
-        """(run id, created?) of the trial's run; params are logged once, at creation."""
+        """(run id, created?) of the trial's run; params are logged once, at creation. A run found
+        complete (finished / diverged) is returned untouched."""
         run_id = self.find_run(experiment_id, {"trial_id": tags["trial_id"], "phase": tags["phase"],
                                                "study": tags["study"]})
         if run_id is not None:
-            self.client.set_tag(run_id, "status", "running")
+            if self.client.get_run(run_id).data.tags.get("status") not in COMPLETE:
+                self.client.set_tag(run_id, "status", "running")
             return run_id, False
         run = self.client.create_run(experiment_id, run_name=trial_name,
                                      tags={**tags, "mlflow.parentRunId": parent_id, "role": "trial",
@@ -110,13 +114,21 @@ class Tracker:
         return max((m.step for m in history), default=-1)
 
     @_retry
+    def completed(self, run_id: str) -> dict[str, Any] | None:
+        """The run's sfli status and final metrics if it already completed, else None."""
+        run = self.client.get_run(run_id)
+        status = run.data.tags.get("status")
+        return {"status": status, **run.data.metrics} if status in COMPLETE else None
+
+    @_retry
     def count_starts(self, run_id: str) -> int:
         return len(self.client.get_metric_history(run_id, TRIAL_STARTS))
 
-    def mark_start(self, run_id: str) -> None:
-        """Every start of a trial (first, retry, resume) leaves one point: the resume test counts them."""
+    def mark_start(self, run_id: str, resumed_from: int) -> None:
+        """Every start of a trial (first, retry, resume) leaves one point, with the training step it starts
+        from (0, or the step of the checkpoint it continues): tests and people can see what re-ran."""
         n = self.count_starts(run_id)
-        self.log_metrics(run_id, {TRIAL_STARTS: n + 1}, step=n)
+        self.log_metrics(run_id, {TRIAL_STARTS: n + 1, RESUMED_FROM: resumed_from}, step=n)
 
     @_retry
     def log_artifact(self, run_id: str, path: Path, folder: str | None = None) -> None:

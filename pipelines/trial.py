@@ -83,13 +83,17 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     params = {**first_cfg.flat(), "git.revision": context.git_revision, "phase": phase, "arm": arm,
               **{f"search.{k}": v for k, v in knobs.items()}}
     run_id, created = tracker.child_run(context.experiment_id, context.parent_run_id, trial_name, tags, params)
-    tracker.mark_start(run_id)
-
+    done = None if created else tracker.completed(run_id)
+    if done is not None:  # completed before the driver could record it (killed in between): never re-train
+        tune.report({"objective": done.get("objective", WORST), "complete": 1, "status": done["status"],
+                     keys.TRAIN_LOSS: _finite(done.get("final/train/loss", WORST))})
+        return
     checkpoint = tune.get_checkpoint()
     state: dict[str, Any] = {"seed_index": 0, "trainer": None, "results": []}
     if checkpoint is not None:
         with checkpoint.as_directory() as d:
             state = torch.load(Path(d) / STATE_FILE, weights_only=False)
+    tracker.mark_start(run_id, resumed_from=state["trainer"]["step"] if state["trainer"] else 0)
     logged_up_to = -1 if created else tracker.last_step(run_id, keys.TRAIN_LOSS)
     try:
         for index in range(state["seed_index"], len(seeds)):
