@@ -66,7 +66,9 @@ def run_phase(state, study: Study, phase: str, arm: str | None, t0: float) -> di
     run_config = tune.RunConfig(
         name=name, storage_path=state.storage, verbose=0, callbacks=[Progress(label, t0)],
         failure_config=tune.FailureConfig(max_failures=study.retries),
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=2))
+        # num_to_keep would force an experiment-state snapshot every few checkpoints (a bottleneck at ~1 s
+        # per trial in the overhead benchmark); trial checkpoints are small, so all are kept.
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=None))
     if tune.Tuner.can_restore(str(path)):
         tuner = tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True)
     elif phase == "search":
