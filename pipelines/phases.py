@@ -15,8 +15,8 @@ from .study import Study
 from .trial import TrialContext, run_trial
 
 
-def search_space(study: Study, arm: str) -> dict[str, Any]:
-    space: dict[str, Any] = {"arm": arm}
+def search_space(study: Study, arm: str, variant: int) -> dict[str, Any]:
+    space: dict[str, Any] = {"arm": arm, "variant": variant}
     for path, d in study.arms[arm].search.items():
         if d.type == "log_uniform":
             space[path] = tune.loguniform(d.low, d.high)
@@ -53,16 +53,18 @@ class Progress(tune.Callback):
               f"elapsed {time.time() - self.t0:.0f} s", flush=True)
 
 
-def run_phase(state, study: Study, phase: str, arm: str | None, t0: float) -> dict[str, Any]:
-    """Run (or restore and finish) the phase's Tune experiment. Search: returns the best knobs of ``arm``."""
+def run_phase(state, study: Study, phase: str, arm: str | None, variant: int | None, t0: float) -> dict[str, Any]:
+    """Run (or restore and finish) the phase's Tune experiment. Search: returns the best knobs of ``arm`` at
+    grid point ``variant``."""
     context = TrialContext(study=study, phase=phase, tracking_uri=state.tracking_uri,
                            experiment_id=state.experiment_id, parent_run_id=state.parents[phase],
                            git_revision=state.git_revision, chosen=dict(state.chosen))
     trainable = tune.with_resources(tune.with_parameters(run_trial, context=context),
                                     {"cpu": study.resources.cpus, "gpu": study.resources.gpus})
-    name = f"{study.name}-search-{arm}" if phase == "search" else f"{study.name}-evaluate"
+    where = f"{arm}-{Study.variant_id(study.variants()[variant])}" if phase == "search" else ""
+    name = f"{study.name}-search-{where}" if phase == "search" else f"{study.name}-evaluate"
     path = Path(state.storage) / name
-    label = f"{phase} {arm}" if arm else phase
+    label = f"search {where}" if phase == "search" else phase
     run_config = tune.RunConfig(
         name=name, storage_path=state.storage, verbose=0, callbacks=[Progress(label, t0)],
         failure_config=tune.FailureConfig(max_failures=study.retries),
@@ -78,11 +80,13 @@ def run_phase(state, study: Study, phase: str, arm: str | None, t0: float) -> di
             scheduler = ASHAScheduler(metric="train/loss", mode="min", time_attr="training_iteration",
                                       grace_period=study.search.asha.grace_period,
                                       reduction_factor=study.search.asha.reduction_factor)
-        tuner = tune.Tuner(trainable, param_space=search_space(study, arm), run_config=run_config,
+        tuner = tune.Tuner(trainable, param_space=search_space(study, arm, variant), run_config=run_config,
                            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
                                                        num_samples=study.search.trials, reuse_actors=True))
     else:
-        space = {"arm": tune.grid_search(list(study.arms)), "seed": tune.grid_search(list(study.evaluate.seeds))}
+        space = {"arm": tune.grid_search(list(study.arms)),
+                 "variant": tune.grid_search(list(range(len(study.variants())))),
+                 "seed": tune.grid_search(list(study.evaluate.seeds))}
         tuner = tune.Tuner(trainable, param_space=space, run_config=run_config,
                            tune_config=tune.TuneConfig(reuse_actors=True))
     results = tuner.fit()
@@ -92,7 +96,7 @@ def run_phase(state, study: Study, phase: str, arm: str | None, t0: float) -> di
     if not finished:
         raise RuntimeError(f"search of arm '{arm}': no trial finished; see {path}")
     best = min(finished, key=lambda r: r.metrics["objective"])
-    return {k: v for k, v in best.config.items() if k != "arm"}
+    return {k: v for k, v in best.config.items() if k not in ("arm", "variant")}
 
 
 def _sampler(study: Study):

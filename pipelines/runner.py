@@ -20,7 +20,7 @@ from typing import Any
 from sfli_core.config import ConfigError
 
 from .environment import loopback_only, quiet
-from .study import Study, load_study
+from .study import Study, chosen_key, load_study
 from .tracking import Tracker, runs_dir, tracking_uri
 
 
@@ -102,7 +102,8 @@ def start_study(path: str, smoke: bool = False, overrides: list[str] = (), addre
     state = StudyState(name=study.name, study=study.model_dump(mode="json"), tracking_uri=uri,
                        storage=str(folder / "ray"), address=address, experiment_id=experiment_id,
                        git_revision=git_revision(),
-                       chosen={arm: {} for arm, a in study.arms.items() if not a.search})
+                       chosen={chosen_key(arm, v): {} for arm, a in study.arms.items() if not a.search
+                               for v in study.variants()})
     state.save(folder)
     return _drive(state, folder, num_cpus)
 
@@ -127,16 +128,17 @@ def _drive(state: StudyState, folder: Path, num_cpus: int | None) -> StudyState:
     t0 = time.time()
     try:
         tracker = Tracker(state.tracking_uri)
-        for phase, arm in planned_phases(study):
-            key = f"search-{arm}" if phase == "search" else "evaluate"
+        for phase, arm, variant in planned_phases(study):
+            key = "evaluate" if phase == "evaluate" else f"search-{chosen_key(arm, study.variants()[variant])}"
             if key in state.done:
                 continue
             state.parents.setdefault(phase, tracker.parent_run(state.experiment_id, study.name, phase))
             state.save(folder)
-            best = run_phase(state, study, phase, arm, t0)
+            best = run_phase(state, study, phase, arm, variant, t0)
             if phase == "search":
-                state.chosen[arm] = best
-                tracker.log_new_params(state.parents[phase], {f"best.{arm}.{k}": v for k, v in best.items()})
+                where = chosen_key(arm, study.variants()[variant])
+                state.chosen[where] = best
+                tracker.log_new_params(state.parents[phase], {f"best.{where}.{k}": v for k, v in best.items()})
             state.done.append(key)
             state.save(folder)
         for parent in state.parents.values():
@@ -152,8 +154,10 @@ def _drive(state: StudyState, folder: Path, num_cpus: int | None) -> StudyState:
     return state
 
 
-def planned_phases(study: Study) -> list[tuple[str, str | None]]:
-    return [("search", arm) for arm, a in study.arms.items() if a.search] + [("evaluate", None)]
+def planned_phases(study: Study) -> list[tuple[str, str | None, int | None]]:
+    """(phase, arm, grid-point index): one search per searched arm and grid point, then one evaluation."""
+    searches = [("search", arm, i) for arm, a in study.arms.items() if a.search for i in range(len(study.variants()))]
+    return searches + [("evaluate", None, None)]
 
 
 def study_status(name: str, runs: str | None = None) -> str:
@@ -166,14 +170,16 @@ def study_status(name: str, runs: str | None = None) -> str:
                                             max_results=10000)
     lines = [f"study {name}: {state.status}; phases done: {', '.join(state.done) or 'none'}",
              f"tracking: {state.tracking_uri} (experiment {state.experiment_id})"]
-    for phase, arm in planned_phases(study):
+    for phase, arm, variant in planned_phases(study):
+        vid = Study.variant_id(study.variants()[variant]) if variant is not None else None
         mine = [r for r in runs_found if r.data.tags.get("phase") == phase
-                and (arm is None or r.data.tags.get("arm") == arm)]
+                and (arm is None or (r.data.tags.get("arm") == arm and r.data.tags.get("variant") == vid))]
         counts: dict[str, int] = {}
         for r in mine:
             counts[r.data.tags.get("status", "?")] = counts.get(r.data.tags.get("status", "?"), 0) + 1
-        label = f"{phase} {arm}" if arm else phase
-        expected = study.search.trials if phase == "search" else len(study.arms) * len(study.evaluate.seeds)
+        label = f"{phase} {chosen_key(arm, study.variants()[variant])}" if arm else phase
+        expected = study.search.trials if phase == "search" else (
+            len(study.arms) * len(study.variants()) * len(study.evaluate.seeds))
         lines.append(f"  {label}: {len(mine)}/{expected} runs " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     for arm, knobs in state.chosen.items():
         lines.append(f"  chosen {arm}: {knobs or '(fixed)'}")

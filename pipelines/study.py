@@ -1,10 +1,11 @@
 """Study files (studies/*.yaml): one validated shape for every study.
 
-A study is a ``base`` run configuration shared by all arms (task, model, training, ε-rank, targets), a set
-of ``arms`` that override it (at least the initialisation) and may declare a search space over dotted
-config paths, a ``search`` block (objective, trials, Optuna sampler and seed, search seeds, optional ASHA),
-fresh ``evaluate`` seeds, per-trial ``resources``, ``retries`` and a ``smoke`` profile: a partial study
-deep-merged over the file by ``--smoke`` (tiny budgets, same structure).
+A study is a ``base`` run configuration shared by all arms (task, model, training, ε-rank, targets),
+an optional ``grid`` of dotted config paths → values whose product gives the study's variants (several
+tasks × architectures × widths), a set of ``arms`` that override it (at least the initialisation) and may
+declare a search space over dotted config paths, a ``search`` block (objective, trials, Optuna sampler and
+seed, search seeds, optional ASHA), fresh ``evaluate`` seeds, per-trial ``resources``, ``retries`` and a
+``smoke`` profile: a partial study deep-merged over the file by ``--smoke`` (tiny budgets, same shape).
 
 Objective values (minimised): ``target/steps_to_<τ>`` (a censored run counts as 2 × the step budget),
 ``final/train/loss`` or ``final/eval/rel_l2`` (log10 of the value); averaged over the search seeds; a
@@ -21,8 +22,15 @@ from typing import Any, Literal
 from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, ValidationError, model_validator
 
 from sfli_core import keys
-from sfli_core.config import (ConfigError, RunConfig, Strict, format_validation_error, load_yaml, parse_override,
-                              set_path)
+from sfli_core.config import (
+    ConfigError,
+    RunConfig,
+    Strict,
+    format_validation_error,
+    load_yaml,
+    parse_override,
+    set_path,
+)
 
 OBJECTIVE_PATTERN = re.compile(r"^(target/steps_to_.+|final/train/loss|final/eval/rel_l2)$")
 CENSORED_FACTOR = 2.0
@@ -97,6 +105,7 @@ class Study(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_\-]+$")
     description: str = ""
     base: dict[str, Any] = Field(default_factory=dict)
+    grid: dict[str, list[Any]] = Field(default_factory=dict)
     arms: dict[str, Arm] = Field(min_length=1)
     search: SearchConfig = Field(default_factory=SearchConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
@@ -107,8 +116,12 @@ class Study(Strict):
 
     @model_validator(mode="after")
     def _arms_resolve(self):
+        for path, values in self.grid.items():
+            if not values:
+                raise ValueError(f"grid.{path}: empty list of values")
         for arm_name in self.arms:
-            self.run_config(arm_name)  # raises with the field path
+            for variant in self.variants():
+                self.run_config(arm_name, variant=variant)  # raises with the field path
             for path, dist in (self.arms[arm_name].search or {}).items():
                 probe = dist.values[0] if dist.type == "choice" else (dist.low + dist.high) / 2
                 if dist.type == "int_uniform":
@@ -128,18 +141,32 @@ class Study(Strict):
     def has_search(self) -> bool:
         return any(arm.search for arm in self.arms.values())
 
+    def variants(self) -> list[dict[str, Any]]:
+        """Every point of the grid ({} when there is none), in a fixed order."""
+        points: list[dict[str, Any]] = [{}]
+        for path, values in self.grid.items():
+            points = [{**p, path: v} for p in points for v in values]
+        return points
+
+    @staticmethod
+    def variant_id(variant: dict[str, Any]) -> str:
+        """A short readable name of a grid point: its values joined, e.g. 'poisson2d-mlp-64' ('base' if none)."""
+        return "-".join(str(v) for v in variant.values()) or "base"
+
     def run_config(self, arm: str, knobs: dict[str, Any] | None = None, seed: int | None = None,
-                   where: str | None = None) -> RunConfig:
-        """The resolved RunConfig of ``arm`` with searched ``knobs`` (dotted paths) and ``seed``."""
+                   where: str | None = None, variant: dict[str, Any] | None = None) -> RunConfig:
+        """The resolved RunConfig of ``arm`` at grid point ``variant`` with searched ``knobs`` and ``seed``.
+        Precedence: base < variant < arm's ``set`` < searched knobs."""
         data = copy.deepcopy(self.base)
-        for path, value in {**self.arms[arm].set, **(knobs or {})}.items():
+        for path, value in {**(variant or {}), **self.arms[arm].set, **(knobs or {})}.items():
             set_path(data, path.split("."), value)
         if seed is not None:
             data["seed"] = seed
         try:
             return RunConfig.model_validate(data)
         except ValidationError as err:
-            raise ValueError(format_validation_error(err, where or f"arms.{arm}", RunConfig)) from None
+            at = where or f"arms.{arm}" + (f" at grid point {self.variant_id(variant)}" if variant else "")
+            raise ValueError(format_validation_error(err, at, RunConfig)) from None
 
 
 def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -167,3 +194,8 @@ def load_study(path: str | Path, smoke: bool = False, overrides: list[str] = ())
         return Study.model_validate(data)
     except ValidationError as err:
         raise ConfigError(format_validation_error(err, str(path), Study)) from None
+
+
+def chosen_key(arm: str, variant: dict[str, Any]) -> str:
+    """Where an arm's chosen knobs are kept: per arm and grid point ('sfli' or 'sfli@poisson2d-mlp')."""
+    return f"{arm}@{Study.variant_id(variant)}" if variant else arm

@@ -29,7 +29,7 @@ from sfli_core.models import Dense
 from sfli_core.result import DIVERGED, RunResult
 from sfli_core.trainer import Trainer
 
-from .study import CENSORED_FACTOR, WORST, Study
+from .study import CENSORED_FACTOR, WORST, Study, chosen_key
 from .tracking import Tracker
 
 STATE_FILE = "trial_state.pt"
@@ -66,20 +66,22 @@ def first_layer(model: torch.nn.Module) -> Dense:
 
 def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     study, phase = context.study, context.phase
-    arm = config["arm"]
-    knobs = {k: v for k, v in config.items() if k not in ("arm", "seed")} if phase == "search" \
-        else context.chosen.get(arm, {})
+    arm, variant = config["arm"], study.variants()[int(config.get("variant", 0))]
+    vid = study.variant_id(variant)
+    knobs = {k: v for k, v in config.items() if k not in ("arm", "seed", "variant")} if phase == "search" \
+        else context.chosen.get(chosen_key(arm, variant), {})
     seeds = list(study.search.seeds) if phase == "search" else [int(config["seed"])]
     torch.set_num_threads(max(1, int(study.resources.cpus)))
 
     trial_ctx = tune.get_context()
     trial_id = trial_ctx.get_trial_id()
-    trial_name = f"{arm}-seed{seeds[0]}" if phase == "evaluate" else f"search-{arm}-{trial_id}"
-    first_cfg = study.run_config(arm, knobs, seeds[0])
+    where = arm if vid == "base" else f"{arm}-{vid}"
+    trial_name = f"{where}-seed{seeds[0]}" if phase == "evaluate" else f"search-{where}-{trial_id}"
+    first_cfg = study.run_config(arm, knobs, seeds[0], variant=variant)
     tracker = Tracker(context.tracking_uri)
     tags = {"study": study.name, "phase": phase, "arm": arm, "seed": str(seeds[0]) if phase == "evaluate" else
             ",".join(map(str, seeds)), "task": first_cfg.task.name, "trial_id": trial_id,
-            "init": first_cfg.init.name, "arch": first_cfg.model.arch}
+            "init": first_cfg.init.name, "arch": first_cfg.model.arch, "variant": vid}
     params = {**first_cfg.flat(), "git.revision": context.git_revision, "phase": phase, "arm": arm,
               **{f"search.{k}": v for k, v in knobs.items()}}
     run_id, created = tracker.child_run(context.experiment_id, context.parent_run_id, trial_name, tags, params)
@@ -97,7 +99,7 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     logged_up_to = -1 if created else tracker.last_step(run_id, keys.TRAIN_LOSS)
     try:
         for index in range(state["seed_index"], len(seeds)):
-            cfg = study.run_config(arm, knobs, seeds[index])
+            cfg = study.run_config(arm, knobs, seeds[index], variant=variant)
             reporter = _Reporter(study, tracker, run_id, index, state, logged_up_to if index == 0 else -1)
             trainer = Trainer(cfg, callback=reporter)
             initial_u = input_weights(first_layer(trainer.model))
