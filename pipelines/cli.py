@@ -46,14 +46,18 @@ def cmd_validate(args) -> int:
     from .study import load_study
 
     study = load_study(args.study, smoke=args.smoke, overrides=args.set)
+    variants = study.variants()
     for arm, spec in study.arms.items():
-        cfg = study.run_config(arm)
+        cfg = study.run_config(arm, variant=variants[0])
         knobs = ", ".join(spec.search) if spec.search else "none"
-        print(f"arm {arm}: init {cfg.init.name}, task {cfg.task.name}, {cfg.model.arch} {cfg.model.depth}×"
-              f"{cfg.model.width}, {cfg.train.steps} steps; searched: {knobs}")
-    n_search = study.search.trials * sum(1 for a in study.arms.values() if a.search)
+        print(f"arm {arm}: init {cfg.init.name}, {cfg.model.arch} {cfg.model.depth}×{cfg.model.width}, "
+              f"{cfg.train.steps} steps; searched: {knobs}")
+    if study.grid:
+        print(f"grid: {len(variants)} points: {', '.join(study.variant_id(v) for v in variants)}")
+    n_search = study.search.trials * len(variants) * sum(1 for a in study.arms.values() if a.search)
+    n_eval = len(study.arms) * len(variants) * len(study.evaluate.seeds)
     print(f"{args.study}: valid. {n_search} search trials on seeds {study.search.seeds}, "
-          f"{len(study.arms) * len(study.evaluate.seeds)} evaluate trials on seeds {study.evaluate.seeds}")
+          f"{n_eval} evaluate trials on seeds {study.evaluate.seeds}")
     return 0
 
 
@@ -62,14 +66,24 @@ def cmd_run(args) -> int:
 
     state = start_study(args.study, smoke=args.smoke, overrides=args.set, address=args.address,
                         uri=args.tracking_uri, runs=args.runs_dir, num_cpus=args.num_cpus)
-    return 0 if state.status == "finished" else 1
+    return _report_after(state, args.runs_dir)
+
+
+def _report_after(state, runs: str | None) -> int:
+    """A finished study ends with its report printed (and logged to its parent run)."""
+    from .reporting import report
+
+    if state.status != "finished":
+        return 1
+    print("\n" + report(state.name, runs=runs, uri=state.tracking_uri).markdown)
+    return 0
 
 
 def cmd_resume(args) -> int:
     from .runner import resume_study
 
     state = resume_study(args.name, runs=args.runs_dir, address=args.address, num_cpus=args.num_cpus)
-    return 0 if state.status == "finished" else 1
+    return _report_after(state, args.runs_dir)
 
 
 def cmd_status(args) -> int:
@@ -115,6 +129,14 @@ def cmd_ui(args) -> int:
     if uri.startswith("sqlite"):
         cmd += ["--default-artifact-root", (folder / "artifacts").as_uri()]
     return subprocess.call(cmd, env=os.environ.copy())
+
+
+def cmd_report(args) -> int:
+    from .reporting import report
+
+    print(report(args.study, all_studies=args.all, out=args.out, runs=args.runs_dir, uri=args.tracking_uri,
+                 with_figures=not args.no_figures).markdown)
+    return 0
 
 
 def _study_args(p: argparse.ArgumentParser) -> None:
@@ -170,6 +192,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--smoke", action="store_true")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a run field")
     p.set_defaults(func=cmd_trial)
+
+    p = sub.add_parser("report", help="paired speed-up tables and figures of a recorded study (or --all)")
+    p.add_argument("study", nargs="?", help="study name (its MLflow experiment)")
+    p.add_argument("--all", action="store_true", help="aggregate every recorded study into one table")
+    p.add_argument("--out", default=None, help="output folder (default: <runs>/reports/<study or all>)")
+    p.add_argument("--runs-dir", default=None)
+    p.add_argument("--tracking-uri", default=None)
+    p.add_argument("--no-figures", action="store_true", help="tables only")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("ui", help="the MLflow UI on the default store, bound to 127.0.0.1")
     p.add_argument("--runs-dir", default=None)

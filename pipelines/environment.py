@@ -9,6 +9,7 @@ QUIET = {
     "DO_NOT_TRACK": "true",
     "RAY_USAGE_STATS_ENABLED": "0",
     "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
     "RAY_AIR_NEW_OUTPUT": "0",  # our own progress line instead of Tune's tables
 }
 

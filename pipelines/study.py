@@ -127,7 +127,7 @@ class Study(Strict):
                 if dist.type == "int_uniform":
                     probe = int(probe)
                 self.run_config(arm_name, {path: probe}, where=f"arms.{arm_name}.search.{path}")
-        if self.search.objective.startswith("target/"):
+        if self.has_search and self.search.objective.startswith("target/"):
             thresholds = [keys.steps_to(t) for t in RunConfig.model_validate(self.base).targets.thresholds]
             if self.search.objective not in thresholds:
                 raise ValueError(f"search.objective '{self.search.objective}' is not one of the study's targets: "

@@ -24,7 +24,7 @@ from ray import tune
 
 from analysis.run_figures import condensation_heatmap, staircase_plot
 from sfli_core import keys
-from sfli_core.condensation import input_weights
+from sfli_core.condensation import input_weights, layer_counts
 from sfli_core.models import Dense
 from sfli_core.result import DIVERGED, RunResult
 from sfli_core.trainer import Trainer
@@ -113,7 +113,7 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
                 _artifacts(tracker, run_id, cfg, result, initial_u, input_weights(first_layer(trainer.model)))
             state["results"].append({"seed": seeds[index], "status": result.status,
                                      "objective": objective_value(study, result), "history": result.history,
-                                     "summary": result.summary()})
+                                     "summary": {**result.summary(), **layer_counts(trainer.model)}})
             state["seed_index"] = index + 1
         status, final = _finish(study, tracker, run_id, state)
     except Exception:

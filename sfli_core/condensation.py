@@ -87,3 +87,15 @@ def analyse(u: torch.Tensor, threshold: float = 0.9, rel_norm: float = 0.1, min_
     d = cosine_matrix(u)
     order = leading_order(d)
     return Condensation(orientations=count(True), lines=count(False), kept=len(u), similarity=d[order][:, order])
+
+
+def layer_counts(model: torch.nn.Module) -> dict[str, float]:
+    """``condensation/layer<l>/orientations`` and ``…/lines`` of every hidden dense layer of an MLP or
+    modified MLP (``model.hidden``), else of the layers that read the input."""
+    layers = list(model.hidden) if hasattr(model, "hidden") else [layer for layer, _ in model.input_layers()]
+    out: dict[str, float] = {}
+    for l, layer in enumerate(layers, start=1):
+        c = analyse(input_weights(layer))
+        out[f"condensation/layer{l}/orientations"] = c.orientations
+        out[f"condensation/layer{l}/lines"] = c.lines
+    return out

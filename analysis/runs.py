@@ -1,0 +1,67 @@
+"""Reading recorded runs from MLflow into one table (one row per trial run). Read-only."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+from mlflow.tracking import MlflowClient
+
+from sfli_core import keys
+
+TAGS = ("study", "phase", "arm", "variant", "task", "arch", "init", "status")
+
+
+def load_runs(uri: str, studies: list[str] | None = None, phase: str = "evaluate") -> pd.DataFrame:
+    """Summary metrics and identifying tags/params of every trial run of ``phase`` in the given studies
+    (every study in the store when None). Columns: the tags above, run_id, seed, budget, depth, headline,
+    metric, thresholds, and one column per summary metric (NaN where a target was not reached)."""
+    client = MlflowClient(uri)
+    experiments = client.search_experiments()
+    if studies is not None:
+        experiments = [e for e in experiments if e.name in studies]
+        missing = set(studies) - {e.name for e in experiments}
+        if missing:
+            raise ValueError(f"no recorded study named {', '.join(sorted(missing))} at {uri}")
+    rows = []
+    for exp in experiments:
+        for run in client.search_runs([exp.experiment_id], f"tags.role = 'trial' and tags.phase = '{phase}'",
+                                      max_results=50000):
+            p, t = run.data.params, run.data.tags
+            row = {k: t.get(k) for k in TAGS}
+            row.update(run_id=run.info.run_id, seed=int(p["seed"]), budget=int(p["train.steps"]),
+                       depth=int(p["model.depth"]), width=int(p["model.width"]),
+                       activation=p["model.activation"], headline=float(p["rank.headline"]),
+                       metric=p["targets.metric"], thresholds=tuple(json.loads(p["targets.thresholds"])))
+            row.update(run.data.metrics)
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def history(uri: str, run_id: str, key: str) -> pd.Series:
+    """A metric's history as a Series indexed by step."""
+    points = MlflowClient(uri).get_metric_history(run_id, key)
+    return pd.Series({m.step: m.value for m in points}, dtype=float).sort_index()
+
+
+def artifact_json(uri: str, run_id: str, name: str) -> dict | None:
+    with tempfile.TemporaryDirectory() as d:
+        try:
+            path = MlflowClient(uri).download_artifacts(run_id, name, d)
+        except Exception:
+            return None
+        return json.loads(Path(path).read_text())
+
+
+def artifact_file(uri: str, run_id: str, name: str, dest: Path) -> Path | None:
+    try:
+        return Path(MlflowClient(uri).download_artifacts(run_id, name, str(dest)))
+    except Exception:
+        return None
+
+
+def headline_rank_key(row) -> str:
+    """initial/rank/eps<h>/layer<L> of the last hidden layer at the headline ε."""
+    return f"initial/{keys.rank_key(row['headline'], row['depth'])}"

@@ -1,0 +1,113 @@
+"""The report's tables, built from the run table of :func:`analysis.runs.load_runs`, and their writers."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sfli_core import keys
+from sfli_core.activations import MULTIPLICITY
+
+from .speedup import compare_arms
+
+GROUP = ["study", "variant", "task", "arch"]
+
+
+def speedup_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """science.md §6 per study × grid point × task × architecture × target τ × (baseline arm, SFLI arm).
+    SFLI arms are those whose initialisation is ``sfli``; every other arm is a baseline."""
+    rows = []
+    for group, g in runs.groupby(GROUP, dropna=False, sort=True):
+        sfli_arms = sorted(g.loc[g["init"] == "sfli", "arm"].unique())
+        base_arms = sorted(g.loc[g["init"] != "sfli", "arm"].unique())
+        first = g.iloc[0]
+        rank_key = f"initial/{keys.rank_key(first['headline'], first['depth'])}"
+        for tau in first["thresholds"]:
+            for b in base_arms:
+                for s in sfli_arms:
+                    row = dict(zip(GROUP, group))
+                    row.update(tau=tau, metric=first["metric"], baseline=b, sfli=s)
+                    cols = (keys.steps_to(tau), keys.seconds_to(tau), f"final/{keys.EVAL_REL_L2}", rank_key)
+                    row.update(compare_arms(_arm(g, b, cols), _arm(g, s, cols), *cols))
+                    rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _arm(g: pd.DataFrame, arm: str, columns) -> pd.DataFrame:
+    """The arm's runs; a metric no run recorded (a target nobody reached) is an all-NaN (censored) column."""
+    out = g[g["arm"] == arm].copy()
+    for col in columns:
+        out[col] = out[col].astype(float) if col in out else np.nan
+    return out
+
+
+def layerwise_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per arm: median initial and final ε-rank (headline ε) per hidden layer, and whether it grows
+    (is non-decreasing) from earlier to later layers."""
+    rows = []
+    for (study, variant, task, arch, arm), g in runs.groupby(GROUP + ["arm"], sort=True):
+        first = g.iloc[0]
+        for when in ("initial", "final"):
+            ranks = [float(np.nanmedian(g[c])) if (c := f"{when}/{keys.rank_key(first['headline'], l)}") in g
+                     else math.nan for l in range(1, first["depth"] + 1)]
+            rows.append({"study": study, "variant": variant, "task": task, "arch": arch, "arm": arm, "when": when,
+                         "ranks_by_layer": " → ".join("-" if math.isnan(r) else f"{r:g}" for r in ranks),
+                         "grows": bool(all(b >= a for a, b in zip(ranks, ranks[1:])))})
+    return pd.DataFrame(rows)
+
+
+def condensation_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per small-initialisation arm and hidden layer: condensed orientations and lines (median, max over
+    seeds) against 2p. Other initialisations are not in the condensed regime the 2p claim is about."""
+    cols = [c for c in runs.columns if c.startswith("condensation/") and c.endswith("/orientations")]
+    rows = []
+    small = runs[runs["init"] == "small_gaussian"]
+    for (study, variant, task, arm), g in small.groupby(["study", "variant", "task", "arm"], sort=True):
+        acts = _layer_activations(g.iloc[0]["activation"], int(g.iloc[0]["depth"]))
+        for col in sorted(cols, key=lambda c: int(c.split("/")[1].removeprefix("layer"))):
+            if g[col].isna().all():
+                continue
+            layer = int(col.split("/")[1].removeprefix("layer"))
+            p = MULTIPLICITY.get(acts[layer - 1])
+            lines = g[col.replace("orientations", "lines")]
+            rows.append({"study": study, "variant": variant, "task": task, "arm": arm, "layer": layer,
+                         "activation": acts[layer - 1], "p": p, "2p": 2 * p if p else None,
+                         "orientations_median": float(g[col].median()), "orientations_max": int(g[col].max()),
+                         "lines_median": float(lines.median()), "seeds": len(g),
+                         "within_2p": bool(p and g[col].max() <= 2 * p)})
+    return pd.DataFrame(rows)
+
+
+def _layer_activations(value: str, depth: int) -> list[str]:
+    """The params record a list of activations as its string; one name means every layer."""
+    if value.startswith("["):
+        return [a.strip(" '\"") for a in value.strip("[]").split(",")]
+    return [value] * depth
+
+
+def write(table: pd.DataFrame, out: Path, name: str) -> list[Path]:
+    """Markdown, CSV and LaTeX files of a table; returns their paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / f"{name}.md", out / f"{name}.csv", out / f"{name}.tex"]
+    paths[0].write_text(markdown(table) + "\n")
+    table.to_csv(paths[1], index=False)
+    paths[2].write_text(table.to_latex(index=False, float_format="%.3g", na_rep="--"))
+    return paths
+
+
+def markdown(table: pd.DataFrame) -> str:
+    """A GitHub-flavoured Markdown table; floats with 3 significant digits, NaN as —."""
+    if table.empty:
+        return "_(no rows)_"
+
+    def cell(v) -> str:
+        if isinstance(v, float):
+            return "—" if math.isnan(v) else f"{v:.3g}"
+        return "—" if v is None else str(v).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(map(str, table.columns)) + " |", "|" + "---|" * len(table.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join(lines)
