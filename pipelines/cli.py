@@ -65,7 +65,7 @@ def cmd_run(args) -> int:
     from .runner import start_study
 
     state = start_study(args.study, smoke=args.smoke, overrides=args.set, address=args.address,
-                        uri=args.tracking_uri, runs=args.runs_dir, num_cpus=args.num_cpus)
+                        uri=args.tracking_uri, runs=args.runs_dir, num_cpus=args.num_cpus, storage=args.storage)
     return _report_after(state, args.runs_dir)
 
 
@@ -173,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("study")
     _study_args(p)
     _where_args(p)
+    p.add_argument("--storage", default=None,
+                   help="Ray Tune results and checkpoints: a shared path or bucket URI (default <runs>/ray)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("resume", help="continue an interrupted study")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 from ray import tune
@@ -63,7 +62,7 @@ def run_phase(state, study: Study, phase: str, arm: str | None, variant: int | N
                                     {"cpu": study.resources.cpus, "gpu": study.resources.gpus})
     where = f"{arm}-{Study.variant_id(study.variants()[variant])}" if phase == "search" else ""
     name = f"{study.name}-search-{where}" if phase == "search" else f"{study.name}-evaluate"
-    path = Path(state.storage) / name
+    path = f"{state.storage.rstrip('/')}/{name}"  # a local folder or a bucket URI (s3://…, gs://…)
     label = f"search {where}" if phase == "search" else phase
     run_config = tune.RunConfig(
         name=name, storage_path=state.storage, verbose=0, callbacks=[Progress(label, t0)],
@@ -71,8 +70,8 @@ def run_phase(state, study: Study, phase: str, arm: str | None, variant: int | N
         # num_to_keep would force an experiment-state snapshot every few checkpoints (a bottleneck at ~1 s
         # per trial in the overhead benchmark); trial checkpoints are small, so all are kept.
         checkpoint_config=tune.CheckpointConfig(num_to_keep=None))
-    if tune.Tuner.can_restore(str(path)):
-        tuner = tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True)
+    if tune.Tuner.can_restore(path):
+        tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True)
     elif phase == "search":
         searcher = OptunaSearch(metric="objective", mode="min", sampler=_sampler(study))
         scheduler = None

@@ -11,6 +11,7 @@ not re-run, unfinished ones continue from their checkpoints).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -70,8 +71,6 @@ def git_revision() -> str:
 def connect_ray(address: str | None, num_cpus: int | None = None) -> bool:
     """Connect to the cluster at ``address`` (or $RAY_ADDRESS), else start a local instance on 127.0.0.1.
     Returns True when this call started Ray (and so should stop it)."""
-    import os
-
     import ray
 
     if ray.is_initialized():
@@ -86,7 +85,8 @@ def connect_ray(address: str | None, num_cpus: int | None = None) -> bool:
 
 
 def start_study(path: str, smoke: bool = False, overrides: list[str] = (), address: str | None = None,
-                uri: str | None = None, runs: str | None = None, num_cpus: int | None = None) -> StudyState:
+                uri: str | None = None, runs: str | None = None, num_cpus: int | None = None,
+                storage: str | None = None) -> StudyState:
     """Validate the study file and run it from the beginning (a previous state of the same name is replaced
     only if that study had finished; an unfinished one must be resumed)."""
     quiet()
@@ -100,7 +100,7 @@ def start_study(path: str, smoke: bool = False, overrides: list[str] = (), addre
     tracker = Tracker(uri)  # the store and experiment are created here, once, before any trial starts
     experiment_id = tracker.experiment(study.name, folder / "artifacts")
     state = StudyState(name=study.name, study=study.model_dump(mode="json"), tracking_uri=uri,
-                       storage=str(folder / "ray"), address=address, experiment_id=experiment_id,
+                       storage=storage or str(folder / "ray"), address=address, experiment_id=experiment_id,
                        git_revision=git_revision(),
                        chosen={chosen_key(arm, v): {} for arm, a in study.arms.items() if not a.search
                                for v in study.variants()})

@@ -129,7 +129,7 @@ class TrainConfig(Strict):
     n_train: PositiveInt | None = None
     resample_every: NonNegativeInt = 0
     dtype: Literal["float32", "float64"] = "float32"
-    device: str = "cpu"
+    device: str = "auto"  # CUDA when this process sees a GPU (Ray hides GPUs from trials that asked for none)
 
     @field_validator("device")
     @classmethod
