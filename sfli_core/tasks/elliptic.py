@@ -33,6 +33,17 @@ class DirichletTask(PDETask):
         return self.box.grid(self.params.n_eval_per_dim)
 
 
+class PoissonTask(DirichletTask):
+    """−Δu = f with a manufactured solution: subclasses give u* and f."""
+
+    def source(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def residual(self, u: Field, x: torch.Tensor) -> torch.Tensor:
+        _, lap = self.laplacian(u, x)
+        return -lap - self.source(x)
+
+
 class Poisson1DParams(TaskParams):
     a: float = 16.0
     c: float = 0.1
@@ -41,7 +52,7 @@ class Poisson1DParams(TaskParams):
     n_eval_per_dim: int = 1001
 
 
-class Poisson1D(DirichletTask):
+class Poisson1D(PoissonTask):
     """−u″ = f on [0, 1], u(0) = u(1) = 0, u = sin(2πx) + c sin(aπx)."""
 
     family = "poisson1d"
@@ -56,10 +67,6 @@ class Poisson1D(DirichletTask):
         a, c = self.params.a, self.params.c
         return (2 * math.pi) ** 2 * torch.sin(2 * math.pi * x) + c * (a * math.pi) ** 2 * torch.sin(a * math.pi * x)
 
-    def residual(self, u: Field, x: torch.Tensor) -> torch.Tensor:
-        _, lap = self.laplacian(u, x)
-        return -lap - self.source(x)
-
 
 class Poisson2DParams(TaskParams):
     a: float = 4.0
@@ -69,7 +76,7 @@ class Poisson2DParams(TaskParams):
     n_eval_per_dim: int = 101
 
 
-class Poisson2D(DirichletTask):
+class Poisson2D(PoissonTask):
     """−Δu = f on [0, 1]², Dirichlet, u = sin(πx) sin(πy) + c sin(aπx) sin(aπy)."""
 
     family = "poisson2d"
@@ -86,11 +93,9 @@ class Poisson2D(DirichletTask):
         low, high = self._modes(x)
         return low + self.params.c * high
 
-    def residual(self, u: Field, x: torch.Tensor) -> torch.Tensor:
+    def source(self, x: torch.Tensor) -> torch.Tensor:
         low, high = self._modes(x)
-        f = 2 * math.pi**2 * low + self.params.c * 2 * (self.params.a * math.pi) ** 2 * high
-        _, lap = self.laplacian(u, x)
-        return -lap - f
+        return 2 * math.pi**2 * low + self.params.c * 2 * (self.params.a * math.pi) ** 2 * high
 
 
 class HelmholtzParams(TaskParams):
