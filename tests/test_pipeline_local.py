@@ -130,3 +130,23 @@ def test_bad_study_files_exit_2_and_write_nothing(tmp_path, case):
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr and str(path) in proc.stderr
     assert not (tmp_path / "runs").exists()  # no store, no experiment, nothing
+
+
+def test_asha_search_closes_every_run_and_evaluation_is_not_truncated(tmp_path):
+    study = write_study(tmp_path / "asha.yaml", "with_asha", {
+        "xavier": {"set": {"init.name": "xavier_normal"}},
+        "sfli": {"set": {"init.name": "sfli"},
+                 "search": {"init.scale": {"type": "log_uniform", "low": 0.01, "high": 10.0}}},
+    }, steps=200, log_every=10, seeds=[0], search_trials=6,
+        search={"objective": "target/steps_to_1e-1", "trials": 6, "seeds": [1000],
+                "asha": {"enabled": True, "grace_period": 2, "reduction_factor": 2}})
+    state = start_study(str(study), runs=str(tmp_path / "runs"))
+    search = trial_runs(state.tracking_uri, "with_asha", "search")
+    assert len(search) == 6
+    statuses = [r.data.tags["status"] for r in search]
+    assert "running" not in statuses and all(r.info.status != "RUNNING" for r in search)
+    assert "stopped" in statuses  # ASHA cut at least one trial short …
+    client = MlflowClient(state.tracking_uri)
+    for run in trial_runs(state.tracking_uri, "with_asha", "evaluate"):  # … but never an evaluation run
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")]
+        assert max(steps) == 200 and run.data.tags["status"] == "finished"
