@@ -197,5 +197,6 @@ def load_study(path: str | Path, smoke: bool = False, overrides: list[str] = ())
 
 
 def chosen_key(arm: str, variant: dict[str, Any]) -> str:
-    """Where an arm's chosen knobs are kept: per arm and grid point ('sfli' or 'sfli@poisson2d-mlp')."""
-    return f"{arm}@{Study.variant_id(variant)}" if variant else arm
+    """Where an arm's chosen knobs are kept: per arm and grid point ('sfli' or 'sfli/poisson2d-mlp'); also part
+    of MLflow parameter names, which allow letters, digits, _ - . space : and /."""
+    return f"{arm}/{Study.variant_id(variant)}" if variant else arm
