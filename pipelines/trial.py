@@ -27,6 +27,7 @@ from sfli_core import keys
 from sfli_core.condensation import input_weights, layer_counts
 from sfli_core.models import Dense
 from sfli_core.result import DIVERGED, RunResult
+from sfli_core.tasks import build_task
 from sfli_core.trainer import Trainer
 
 from .study import CENSORED_FACTOR, WORST, Study, chosen_key
@@ -80,7 +81,8 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     first_cfg = study.run_config(arm, knobs, seeds[0], variant=variant)
     tracker = Tracker(context.tracking_uri)
     tags = {"study": study.name, "phase": phase, "arm": arm, "seed": str(seeds[0]) if phase == "evaluate" else
-            ",".join(map(str, seeds)), "task": first_cfg.task.name, "trial_id": trial_id,
+            ",".join(map(str, seeds)), "task": build_task(first_cfg.task.name, first_cfg.task.params).name,
+            "trial_id": trial_id,
             "init": first_cfg.init.name, "arch": first_cfg.model.arch, "variant": vid}
     params = {**first_cfg.flat(), "git.revision": context.git_revision, "phase": phase, "arm": arm,
               **{f"search.{k}": v for k, v in knobs.items()}}
