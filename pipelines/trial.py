@@ -80,10 +80,10 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     trial_name = f"{where}-seed{seeds[0]}" if phase == "evaluate" else f"search-{where}-{trial_id}"
     first_cfg = study.run_config(arm, knobs, seeds[0], variant=variant)
     tracker = Tracker(context.tracking_uri)
-    tags = {"study": study.name, "phase": phase, "arm": arm, "seed": str(seeds[0]) if phase == "evaluate" else
-            ",".join(map(str, seeds)), "task": build_task(first_cfg.task.name, first_cfg.task.params).name,
-            "trial_id": trial_id,
-            "init": first_cfg.init.name, "arch": first_cfg.model.arch, "variant": vid}
+    tags = {"study": study.name, "phase": phase, "arm": arm, "variant": vid, "trial_id": trial_id,
+            "seed": ",".join(map(str, seeds)),
+            "task": build_task(first_cfg.task.name, first_cfg.task.params).name,  # coefficient-encoding name
+            "init": first_cfg.init.name, "arch": first_cfg.model.arch}
     params = {**first_cfg.flat(), "git.revision": context.git_revision, "phase": phase, "arm": arm,
               **{f"search.{k}": v for k, v in knobs.items()}}
     run_id, created = tracker.child_run(context.experiment_id, context.parent_run_id, trial_name, tags, params)
