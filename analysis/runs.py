@@ -9,8 +9,6 @@ from pathlib import Path
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from sfli_core import keys
-
 TAGS = ("study", "phase", "arm", "variant", "task", "arch", "init", "status")
 
 
@@ -60,8 +58,3 @@ def artifact_file(uri: str, run_id: str, name: str, dest: Path) -> Path | None:
         return Path(MlflowClient(uri).download_artifacts(run_id, name, str(dest)))
     except Exception:
         return None
-
-
-def headline_rank_key(row) -> str:
-    """initial/rank/eps<h>/layer<L> of the last hidden layer at the headline ε."""
-    return f"initial/{keys.rank_key(row['headline'], row['depth'])}"

@@ -48,6 +48,9 @@ def eps_ranks(phi: torch.Tensor, eps: Sequence[float] = DEFAULT_EPS) -> dict[flo
 
 @torch.no_grad()
 def layer_spectra(model: torch.nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
-    """Gram spectrum of every hidden layer of ``model`` on the evaluation set x [N, d]; list of [width]."""
+    """Gram spectrum of every hidden layer of ``model`` on the evaluation set x [N, d]; list of [width].
+    Empty when a layer has non-finite values (a diverged network has no spectrum)."""
     _, features = model(x)
+    if not all(torch.isfinite(f).all() for f in features):
+        return []
     return [gram_spectrum(f) for f in features]

@@ -26,7 +26,7 @@ from .init import apply_init
 from .models import build_model
 from .optim import learning_rate, make_optimizer
 from .provenance import resolve_device, run_metadata
-from .rank import gram_spectrum
+from .rank import layer_spectra
 from .result import DIVERGED, FINISHED, RunResult, TargetTracker
 from .tasks import build_task
 
@@ -97,9 +97,7 @@ class Trainer:
         record = {keys.EVAL_REL_L2: self.task.rel_l2(pred, self.eval_y)}
         spectra = []
         if with_rank:
-            _, features = self.model(self.rank_x)
-            # a diverged network has no spectrum; the record then carries the loss that says so
-            spectra = [gram_spectrum(f) for f in features] if all(torch.isfinite(f).all() for f in features) else []
+            spectra = layer_spectra(self.model, self.rank_x)
             for layer, lam in enumerate(spectra, start=1):
                 for eps in self.cfg.rank.eps:
                     record[keys.rank_key(eps, layer)] = int((lam > eps).sum())

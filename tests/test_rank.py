@@ -58,3 +58,22 @@ def test_float32_features_are_ranked_in_float64():
     lam = gram_spectrum(phi)
     assert lam.dtype == torch.float64
     assert eps_rank(lam, 1e-4) == 8
+
+
+def test_layer_spectra_of_a_model_and_of_a_diverged_one():
+    from sfli_core.config import InitConfig, ModelConfig
+    from sfli_core.geometry import Box
+    from sfli_core.init import apply_init
+    from sfli_core.models import build_model
+    from sfli_core.rank import layer_spectra
+
+    model = build_model(ModelConfig(width=8, depth=3), 1, 1)
+    apply_init(model, InitConfig(name="sfli"), Box((-1.0,), (1.0,)), seed=0)
+    x = torch.linspace(-1, 1, 200)[:, None]
+    spectra = layer_spectra(model, x)
+    assert [s.shape for s in spectra] == [(8,)] * 3
+    _, features = model(x)
+    assert torch.allclose(spectra[0], gram_spectrum(features[0]))
+    with torch.no_grad():
+        model.hidden[1].weight.fill_(float("nan"))
+    assert layer_spectra(model, x) == []
