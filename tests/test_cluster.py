@@ -8,7 +8,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from ray.cluster_utils import Cluster
 
-from pipelines.runner import start_study
+from pipelines.runner import StudyState, start_study
 from pipelines.tracking import RESUMED_FROM, TRIAL_STARTS
 from tests.pipeline_helpers import trial_runs, wait_for, write_study
 
@@ -41,7 +41,7 @@ def test_study_by_address_survives_a_killed_worker_node(cluster, tmp_path):
     driver.start()
 
     def a_trial_past_a_checkpoint():
-        if not (runs_folder / "mlflow.db").exists():
+        if not StudyState.path(runs_folder, "on_cluster").exists():  # the store is complete (see test_resume)
             return None
         try:
             runs = trial_runs(uri, "on_cluster", "evaluate")

@@ -8,6 +8,7 @@ import sys
 
 from mlflow.tracking import MlflowClient
 
+from pipelines.runner import StudyState
 from pipelines.tracking import RESUMED_FROM, TRIAL_STARTS
 from tests.pipeline_helpers import ROOT, sfli_cli, stop_group, trial_runs, wait_for, write_study
 
@@ -20,12 +21,15 @@ def test_killed_driver_then_resume_completes_without_rerunning_finished_trials(t
     }, steps=300, log_every=20, seeds=[0, 1, 2], search_trials=2)
     runs = tmp_path / "runs"
     uri = f"sqlite:///{runs / 'mlflow.db'}"
+    log = open(tmp_path / "driver.log", "w")  # noqa: SIM115 - closed below, read on failure
     driver = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "run", str(study), "--runs-dir", str(runs),
-                               "--num-cpus", "2"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               "--num-cpus", "2"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                               start_new_session=True)
     try:
         def evaluate_under_way():
-            if not (runs / "mlflow.db").exists():
+            # the driver writes its state file only once the store exists: opening the store earlier would
+            # run its schema migration concurrently with the driver's (an SQLite collision)
+            if not StudyState.path(runs, "resumable").exists():
                 return None
             try:
                 done = [r for r in trial_runs(uri, "resumable", "evaluate") if r.data.tags["status"] == "finished"]
@@ -33,9 +37,13 @@ def test_killed_driver_then_resume_completes_without_rerunning_finished_trials(t
                 return None
             return done if len(done) >= 2 else None
 
-        wait_for(evaluate_under_way, timeout=300, every=0.3, what="two finished evaluate trials")
+        try:
+            wait_for(evaluate_under_way, timeout=300, every=0.3, what="two finished evaluate trials")
+        except TimeoutError:
+            raise AssertionError((tmp_path / "driver.log").read_text()[-4000:]) from None
     finally:
         stop_group(driver, signal.SIGKILL)  # the driver and the local Ray instance it started
+        log.close()
     before = {r.info.run_id: r.data.tags["status"] for r in trial_runs(uri, "resumable")}
     finished_before = {k for k, v in before.items() if v == "finished"}
     assert 2 + 2 <= len(finished_before) < 2 + 6  # both search trials and some evaluate trials
