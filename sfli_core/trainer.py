@@ -106,14 +106,16 @@ class Trainer:
     def run(self, until: int | None = None) -> RunResult:
         """Train from the current step up to ``train.steps`` (or stop after step ``until``, for tests)."""
         cfg = self.cfg.train
-        log_index = self.step // cfg.log_every
         wall_start = time.perf_counter() - self.wall_offset
         last = cfg.steps if until is None else min(until, cfg.steps)
         while self.step <= last and self.status == FINISHED:
             s = self.step
             is_log = s % cfg.log_every == 0 or s == cfg.steps
             if is_log:
-                with_rank = self.cfg.rank.enabled and (log_index % self.cfg.rank.every == 0 or s == cfg.steps)
+                # ε-rank on every `rank.every`-th multiple of log_every (a function of the step, so a restored
+                # run keeps the cadence of an uninterrupted one) and always on the last step
+                with_rank = self.cfg.rank.enabled and (
+                    (s // cfg.log_every) % self.cfg.rank.every == 0 or s == cfg.steps)
                 evaluation, spectra = self.evaluate(with_rank)
             if s > 0 and cfg.resample_every and s % cfg.resample_every == 0:
                 self.batch = self._sample()
@@ -124,12 +126,11 @@ class Trainer:
             else:
                 terms = {k: v.detach() for k, v in self.task.loss_terms(self.field(self.params), self.batch).items()}
                 terms["loss"] = sum(terms.values())
-            if self.device.type == "cuda":
-                torch.cuda.synchronize(self.device)
+            if is_log and self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)  # queued steps land in this interval: the total is exact
             self.train_seconds += time.perf_counter() - t0
             self.step = s + 1
             if is_log:
-                log_index += 1
                 self._record(s, terms, evaluation, spectra, lr, time.perf_counter() - wall_start)
         self.wall_offset = time.perf_counter() - wall_start
         return self.result()

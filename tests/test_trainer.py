@@ -11,7 +11,7 @@ from sfli_core.trainer import Trainer
 
 def small_config(**train) -> RunConfig:
     return RunConfig(task={"name": "poisson1d"}, model={"width": 16, "depth": 2},
-                     init={"name": "sfli"},
+                     init={"name": "sfli"}, rank={"every": 2},
                      train={"steps": 60, "log_every": 10, "resample_every": 15, "n_train": 64, **train},
                      targets={"thresholds": [1e6, 1e-12]}, seed=3)
 
