@@ -14,7 +14,7 @@ import torch
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import squareform
 
-from .models import Dense
+from .models import Dense, condensation_layers
 
 
 def input_weights(layer: Dense) -> torch.Tensor:
@@ -90,11 +90,11 @@ def analyse(u: torch.Tensor, threshold: float = 0.9, rel_norm: float = 0.1, min_
 
 
 def layer_counts(model: torch.nn.Module) -> dict[str, float]:
-    """``condensation/layer<l>/orientations`` and ``…/lines`` of every hidden dense layer of an MLP or
-    modified MLP (``model.hidden``), else of the layers that read the input."""
-    layers = list(model.hidden) if hasattr(model, "hidden") else [layer for layer, _ in model.input_layers()]
+    """``condensation/layer<l>/orientations`` and ``…/lines`` of every layer that
+    :func:`sfli_core.models.condensation_layers` names (every hidden layer of an MLP; the layers that read x
+    otherwise), numbered from 1 in that order."""
     out: dict[str, float] = {}
-    for l, layer in enumerate(layers, start=1):
+    for l, (layer, _) in enumerate(condensation_layers(model), start=1):
         c = analyse(input_weights(layer))
         out[f"condensation/layer{l}/orientations"] = c.orientations
         out[f"condensation/layer{l}/lines"] = c.lines

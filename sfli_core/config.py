@@ -8,6 +8,7 @@ every run (``train.lr``, ``init.scale`` …); the same dotted keys are what ``--
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
@@ -26,8 +27,10 @@ from pydantic import (
 
 from .activations import ACTIVATIONS
 from .init import INITS
+from .models import MODELS
+from .params import params_of
 from .rank import DEFAULT_EPS, HEADLINE_EPS
-from .tasks import FAMILIES, PRESETS, resolve_task
+from .tasks import resolve_task
 
 
 class YamlLoader(yaml.SafeLoader):
@@ -45,74 +48,91 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+def resolved_params(validate: Callable[[], BaseModel], valid: Callable[[], list[str]]) -> dict[str, Any]:
+    """The JSON form, defaults included, of an entry's typed ``params`` (what a run records); a validation
+    error becomes one message naming each ``params.<key>`` and, for an unknown key, the valid ones."""
+    try:
+        return validate().model_dump(mode="json")
+    except ValidationError as err:
+        raise ValueError("; ".join(
+            f"params.{'.'.join(map(str, e['loc']))}: "
+            + (f"unknown key; valid keys: {', '.join(valid()) or 'none'}" if e["type"] == "extra_forbidden"
+               else e["msg"])
+            for e in err.errors())) from None
+
+
 class TaskConfig(Strict):
+    """``name``: a registered task or preset, or an import path ``package.module:Class``."""
+
     name: str = "fit1d_multiscale"
     params: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _known(self):
-        try:
-            cls, typed = resolve_task(self.name, self.params)
-        except ValidationError as err:
-            family = PRESETS.get(self.name, (self.name,))[0]
-            valid = ", ".join(FAMILIES[family].Params.model_fields)
-            raise ValueError("; ".join(
-                f"params.{'.'.join(map(str, e['loc']))}: "
-                + (f"unknown key; valid keys: {valid}" if e["type"] == "extra_forbidden" else e["msg"])
-                for e in err.errors())) from None
-        # record every parameter actually used, defaults included
-        self.__dict__["params"] = typed.model_dump(mode="json")
+        cls, _ = resolve_task(self.name, {})  # unknown names fail here, with the valid list
+        self.__dict__["params"] = resolved_params(lambda: resolve_task(self.name, self.params)[1],
+                                                  lambda: list(params_of(cls).model_fields))
         return self
 
 
 class ModelConfig(Strict):
-    arch: Literal["mlp", "modified_mlp", "pirate"] = "mlp"
+    """``arch``: a registered architecture or an import path; ``params``: the architecture's own knobs
+    (``mlp``: residual; ``pirate``: fourier_features, fourier_scale, rwf, rwf_mean, rwf_std)."""
+
+    arch: str = "mlp"
     width: PositiveInt = 100
     depth: PositiveInt = 3
     activation: str | list[str] = "tanh"
-    residual: bool = False
-    fourier_features: bool = False
-    fourier_scale: PositiveFloat = 1.0
-    rwf: bool = False
-    rwf_mean: float = 1.0
-    rwf_std: float = Field(0.1, ge=0)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("arch")
+    @classmethod
+    def _arch(cls, v):
+        MODELS.get(v)
+        return v
 
     @field_validator("activation")
     @classmethod
     def _activation(cls, v):
         for name in [v] if isinstance(v, str) else v:
-            if name not in ACTIVATIONS:
-                raise ValueError(f"unknown activation '{name}'; valid: {', '.join(ACTIVATIONS)}")
+            ACTIVATIONS.get(name)
         return v
 
     @model_validator(mode="after")
-    def _combination(self):
-        if self.residual and self.arch != "mlp":
-            raise ValueError("residual connections are an option of arch 'mlp' only")
-        if (self.fourier_features or self.rwf) and self.arch != "pirate":
-            raise ValueError("fourier_features and rwf are options of arch 'pirate' only")
-        if not isinstance(self.activation, str) and (self.arch != "mlp" or len(self.activation) != self.depth):
-            raise ValueError("a list of activations needs arch 'mlp' and one name per hidden layer (depth)")
+    def _params(self):
+        arch = MODELS.get(self.arch)
+        per_layer = getattr(arch, "per_layer_activation", False)
+        if not isinstance(self.activation, str) and (not per_layer or len(self.activation) != self.depth):
+            raise ValueError(f"a list of activations needs an architecture that takes one per layer (arch "
+                             f"'{self.arch}' does{'' if per_layer else ' not'}) and one name per hidden layer "
+                             f"(depth {self.depth})")
+        self.__dict__["params"] = resolved_params(lambda: params_of(arch).model_validate(self.params),
+                                                  lambda: list(params_of(arch).model_fields))
         return self
 
 
 class InitConfig(Strict):
-    """``scale``: Xavier/Kaiming gain, small_gaussian prefactor, SFLI κ. ``exponent``: small_gaussian
-    σ = scale·width^(−exponent), default 1.5 (the condensation paper's N(0, 1/m³)); set exponent 0 and
-    scale 0.005 for its fixed-variance experiments. ``omega_max``: SFLI frequency for sin features
-    (None: κπ m^{1/d}/(2R))."""
+    """``name``: a registered initialisation or an import path. ``scale``: Xavier/Kaiming gain,
+    small_gaussian prefactor, SFLI κ. ``params``: the initialisation's own knobs (``small_gaussian``:
+    exponent, σ = scale·width^(−exponent), default 1.5, the condensation paper's N(0, 1/m³); ``sfli``:
+    omega_max, the frequency of sin features, None for κπ m^{1/d}/(2R))."""
 
     name: str = "xavier_normal"
     scale: PositiveFloat = 1.0
-    exponent: float = 1.5
-    omega_max: PositiveFloat | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("name")
     @classmethod
     def _name(cls, v):
-        if v not in INITS:
-            raise ValueError(f"unknown initialisation '{v}'; valid: {', '.join(INITS)}")
+        INITS.get(v)
         return v
+
+    @model_validator(mode="after")
+    def _params(self):
+        scheme = INITS.get(self.name)
+        self.__dict__["params"] = resolved_params(lambda: scheme.Params.model_validate(self.params),
+                                                  lambda: list(scheme.Params.model_fields))
+        return self
 
 
 class TrainConfig(Strict):
@@ -176,7 +196,7 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in tree.items():
         path = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
+        if isinstance(value, dict):  # an empty section (an entry without params) records nothing
             out.update(flatten(value, path + "."))
         else:
             out[path] = value
@@ -251,9 +271,13 @@ def validate(model: type[BaseModel], data: dict[str, Any], source: str):
         raise ConfigError(format_validation_error(err, source, model)) from None
 
 
-def load_run_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:
-    """Read a run-configuration YAML file, apply ``key=value`` overrides, validate."""
-    data = load_yaml(path)
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``key=value`` texts (dotted keys, YAML values) to a nested mapping, in order; returns it."""
     for text in overrides:
         set_path(data, *parse_override(text))
-    return validate(RunConfig, data, str(path))
+    return data
+
+
+def load_run_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:
+    """Read a run-configuration YAML file, apply ``key=value`` overrides, validate."""
+    return validate(RunConfig, apply_overrides(load_yaml(path), overrides), str(path))

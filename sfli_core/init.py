@@ -1,32 +1,70 @@
-"""Initialisations, each one call on a built model: ``apply_init(model, cfg, box, seed)``.
+"""Initialisations, each one call on a built model: ``apply_init(model, cfg, box, seed)`` (docs/science.md §3).
 
 Baselines act on every dense layer (bias included where stated):
   * ``xavier_normal``:  W ~ N(0, s²·2/(fan_in + fan_out)), b = 0;
   * ``xavier_uniform``: W ~ U(±s·√(6/(fan_in + fan_out))), b = 0;
   * ``kaiming_uniform``: PyTorch's nn.Linear default, W, b ~ U(±s/√fan_in);
   * ``small_gaussian``: every W and b ~ N(0, σ²), σ = s·m^(−exponent), m the width (condensation paper);
-  * ``sfli``: structured first layer (science.md §3) on the layers that read x, Xavier normal elsewhere.
-s is ``init.scale`` (the gain for Xavier/Kaiming, σ's prefactor for small_gaussian, κ for SFLI).
-Structural parameters are not random: PirateNet's mixing scalars α start at 0, and a Fourier matrix B is
-N(0, ``model.fourier_scale``²) unless SFLI builds it.
+  * ``sfli``: structured first layer on the layers that read x, Xavier normal elsewhere (the treatment).
+s is ``init.scale`` (the gain for Xavier/Kaiming, σ's prefactor for small_gaussian, κ for SFLI); knobs of one
+initialisation only live in ``init.params`` (``exponent``, ``omega_max``). Structural tensors are not random
+draws of the scheme: each module's ``reset_structure(generator)`` sets them (PirateNet's mixing scalars α
+start at 0; a Fourier matrix B is N(0, ``fourier_scale``²) unless SFLI builds it).
+
+A user's initialisation is a function ``apply(model, box, seed, scale, params) -> dict`` of recorded resolved
+knobs (or an :class:`Initialisation` giving its ``Params`` and ``role``), named by import path or registered
+under ``sfli.inits``; :func:`fill_dense` and :func:`stream` are the building blocks the built-ins use.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
+from pydantic import Field
 
+from .activations import ACTIVATIONS
 from .geometry import Box
-from .models import Dense, FourierEmbedding, PirateNet
+from .models import Dense, PirateNet
+from .params import NoParams, Params, params_of
+from .registry import Registry
 
-INITS = ("xavier_normal", "xavier_uniform", "kaiming_uniform", "small_gaussian", "sfli")
+Role = Literal["baseline", "treatment"]
+Draw = Callable[[int, int, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
 
-SIGMOIDAL = ("tanh", "gelu", "silu", "softplus", "sigmoid")
-RAMP = ("relu", "leaky_relu")
-PERIODIC = ("sin",)
-SFLI_ACTIVATIONS = SIGMOIDAL + RAMP + PERIODIC
+
+@dataclass(frozen=True)
+class Initialisation:
+    """A registered initialisation. ``role``: ``treatment`` for what a study tests (SFLI, or a user's idea),
+    ``baseline`` for what it is compared against; the speed-up tables pair every treatment arm with every
+    baseline arm."""
+
+    apply: Callable[[torch.nn.Module, Box, int, float, Params], dict[str, float]]
+    Params: type[Params] = NoParams
+    role: Role = "baseline"
+
+    @property
+    def summary(self) -> str:
+        return (self.apply.__doc__ or "").strip().split("\n")[0]
+
+
+def _adapt(obj: object) -> Initialisation:
+    if isinstance(obj, Initialisation):
+        return obj
+    if callable(obj):
+        role = getattr(obj, "role", "baseline")
+        if role not in ("baseline", "treatment"):
+            raise TypeError(f"role must be 'baseline' or 'treatment', got {role!r}")
+        return Initialisation(obj, params_of(obj), role)
+    raise TypeError("expected a function apply(model, box, seed, scale, params) or an "
+                    f"sfli_core.init.Initialisation, got {type(obj).__name__}")
+
+
+INITS: Registry[Initialisation] = Registry("initialisation", "sfli.inits", _adapt)
 
 
 def stream(seed: int, *key: int) -> torch.Generator:
@@ -35,23 +73,82 @@ def stream(seed: int, *key: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
 
 
-def _baseline(name: str, d_in: int, d_out: int, scale: float, sigma: float, g: torch.Generator):
-    shape = (d_out, d_in)
-    if name == "xavier_normal" or name == "sfli":
+def fill_dense(model: torch.nn.Module, draw: Draw, generator: torch.Generator) -> None:
+    """Every :class:`Dense` layer gets (W [out, in], b [out]) = ``draw(fan_in, fan_out, generator)``, and every
+    module with structural tensors its ``reset_structure(generator)``, in module order from one stream."""
+    for module in model.modules():
+        if isinstance(module, Dense):
+            module.assign(*draw(module.d_in, module.d_out, generator), generator)
+        elif callable(getattr(module, "reset_structure", None)):
+            module.reset_structure(generator)
+
+
+def xavier_normal(scale: float) -> Draw:
+    def draw(d_in: int, d_out: int, g: torch.Generator):
         std = scale * math.sqrt(2.0 / (d_in + d_out))
-        return std * torch.randn(shape, generator=g, dtype=torch.float64), torch.zeros(d_out, dtype=torch.float64)
-    if name == "xavier_uniform":
+        return std * torch.randn(d_out, d_in, generator=g, dtype=torch.float64), torch.zeros(d_out, dtype=torch.float64)
+    return draw
+
+
+def xavier_uniform(scale: float) -> Draw:
+    def draw(d_in: int, d_out: int, g: torch.Generator):
         bound = scale * math.sqrt(6.0 / (d_in + d_out))
-        return bound * (2 * torch.rand(shape, generator=g, dtype=torch.float64) - 1), torch.zeros(
-            d_out, dtype=torch.float64)
-    if name == "kaiming_uniform":
+        w = bound * (2 * torch.rand(d_out, d_in, generator=g, dtype=torch.float64) - 1)
+        return w, torch.zeros(d_out, dtype=torch.float64)
+    return draw
+
+
+def kaiming_uniform(scale: float) -> Draw:
+    def draw(d_in: int, d_out: int, g: torch.Generator):
         bound = scale / math.sqrt(d_in)
-        w = bound * (2 * torch.rand(shape, generator=g, dtype=torch.float64) - 1)
+        w = bound * (2 * torch.rand(d_out, d_in, generator=g, dtype=torch.float64) - 1)
         return w, bound * (2 * torch.rand(d_out, generator=g, dtype=torch.float64) - 1)
-    if name == "small_gaussian":
-        return (sigma * torch.randn(shape, generator=g, dtype=torch.float64),
+    return draw
+
+
+def gaussian(sigma: float) -> Draw:
+    def draw(d_in: int, d_out: int, g: torch.Generator):
+        return (sigma * torch.randn(d_out, d_in, generator=g, dtype=torch.float64),
                 sigma * torch.randn(d_out, generator=g, dtype=torch.float64))
-    raise ValueError(f"unknown init.name '{name}'; valid: {', '.join(INITS)}")
+    return draw
+
+
+def _dense_scheme(make: Callable[[float], Draw], doc: str) -> Initialisation:
+    def apply(model, box, seed, scale, params):
+        fill_dense(model, make(scale), stream(seed, 0))
+        return {}
+
+    apply.__doc__ = doc
+    return Initialisation(apply)
+
+
+INITS.register("xavier_normal", _dense_scheme(xavier_normal, "W ~ N(0, s²·2/(fan_in + fan_out)), b = 0"))
+INITS.register("xavier_uniform", _dense_scheme(xavier_uniform, "W ~ U(±s·√(6/(fan_in + fan_out))), b = 0"))
+INITS.register("kaiming_uniform", _dense_scheme(kaiming_uniform, "W, b ~ U(±s/√fan_in) (PyTorch's default)"))
+
+
+class SmallGaussianParams(Params):
+    exponent: float = 1.5
+
+
+def small_gaussian(model, box: Box, seed: int, scale: float, params: SmallGaussianParams) -> dict[str, float]:
+    """Every W and b ~ N(0, σ²), σ = s·m^(−exponent), m the widest layer (condensation paper)."""
+    width = max(layer.d_out for layer in model.modules() if isinstance(layer, Dense))
+    sigma = scale * width ** (-params.exponent)
+    fill_dense(model, gaussian(sigma), stream(seed, 0))
+    return {"sigma": sigma}
+
+
+INITS.register("small_gaussian", Initialisation(small_gaussian, SmallGaussianParams))
+
+
+def apply_init(model: torch.nn.Module, cfg, box: Box, seed: int) -> dict[str, float]:
+    """Initialise every parameter of ``model`` from ``cfg`` (an :class:`InitConfig`) and ``seed``.
+
+    Returns the resolved knobs (e.g. SFLI's γ or ω_max, small_gaussian's σ) for the run record.
+    """
+    scheme = INITS.get(cfg.name)
+    return dict(scheme.apply(model, box, seed, cfg.scale, scheme.Params.model_validate(cfg.params)))
 
 
 def _directions_offsets(box: Box, m: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -98,60 +195,45 @@ def sfli_layer(activation: str, box: Box, m: int, scale: float, omega_max: float
     tanh z = 2 sigmoid(2z) − 1). ReLU-like: the same hyperplanes with ‖w‖ = κ. sin: sin(ω_i α_i·(x − x_c) + φ_i)
     with φ alternating 0, π/2. Returns the resolved knobs for the run record.
     """
-    if activation not in SFLI_ACTIVATIONS:
-        raise ValueError(f"init 'sfli' cannot serve activation '{activation}'; it supports: "
-                         f"{', '.join(SFLI_ACTIVATIONS)}")
+    act = ACTIVATIONS.get(activation)
+    shape = act.sfli_shape
+    if shape is None:
+        served = [name for name, act in ACTIVATIONS.items() if act.sfli_shape is not None]
+        raise ValueError(f"init 'sfli' cannot serve activation '{activation}'; it supports: {', '.join(served)}")
     xc = box.center()
-    if activation in PERIODIC:
+    if shape == "periodic":
         omega_max = default_omega_max(box, m, scale) if omega_max is None else omega_max
         w = _frequencies(box, m, omega_max, g)
         phase = torch.where(torch.arange(m) % 2 == 0, 0.0, math.pi / 2).to(torch.float64)
         return w, phase - w @ xc, {"omega_max": omega_max}
     alpha, r = _directions_offsets(box, m, g)
-    if activation in RAMP:
+    if shape == "ramp":
         gamma = scale
     else:
-        gamma = scale / cell_width(box, m) * (2.0 if activation == "sigmoid" else 1.0)
+        gamma = scale / cell_width(box, m) * act.sfli_gain
     return gamma * alpha, -gamma * (alpha @ xc + r), {"gamma": gamma}
 
 
-def apply_init(model: torch.nn.Module, cfg, box: Box, seed: int) -> dict[str, float]:
-    """Initialise every parameter of ``model`` from ``cfg`` (an :class:`InitConfig`) and ``seed``.
-
-    Returns the resolved knobs (e.g. SFLI's γ or ω_max, small_gaussian's σ) for the run record.
-    """
-    if cfg.name not in INITS:
-        raise ValueError(f"unknown init.name '{cfg.name}'; valid: {', '.join(INITS)}")
-    base = stream(seed, 0)
-    width = max(layer.d_out for layer in model.modules() if isinstance(layer, Dense))
-    sigma = cfg.scale * width ** (-cfg.exponent)
-    info: dict[str, float] = {"sigma": sigma} if cfg.name == "small_gaussian" else {}
-    for layer in model.modules():
-        if isinstance(layer, Dense):
-            w, b = _baseline(cfg.name, layer.d_in, layer.d_out, cfg.scale if cfg.name != "sfli" else 1.0, sigma, base)
-            layer.assign(w, b, base)
-        elif isinstance(layer, FourierEmbedding):
-            with torch.no_grad():
-                layer.B.copy_(layer.scale * torch.randn(layer.B.shape, generator=base, dtype=torch.float64))
-    if isinstance(model, PirateNet):
-        with torch.no_grad():
-            model.alpha.zero_()
-    if cfg.name == "sfli":
-        info.update(_apply_sfli(model, cfg, box, seed))
-    return info
+class SfliParams(Params):
+    omega_max: float | None = Field(None, gt=0)  # sin features: None → κπ m^{1/d}/(2R)
 
 
-def _apply_sfli(model: torch.nn.Module, cfg, box: Box, seed: int) -> dict[str, float]:
-    info: dict[str, float] = {}
+def sfli(model, box: Box, seed: int, scale: float, params: SfliParams) -> dict[str, float]:
+    """Structured first layer (κ = s) on the layers that read x, Xavier normal elsewhere."""
+    fill_dense(model, xavier_normal(1.0), stream(seed, 0))
     if isinstance(model, PirateNet) and model.fourier_features:
         B = model.embedding.B
-        omega_max = default_omega_max(box, 2 * B.shape[0], cfg.scale) if cfg.omega_max is None else cfg.omega_max
+        omega_max = params.omega_max or default_omega_max(box, 2 * B.shape[0], scale)
         with torch.no_grad():
             B.copy_(_frequencies(box, B.shape[0], omega_max, stream(seed, 1)))
         return {"omega_max": omega_max}
+    info: dict[str, float] = {}
     for k, (layer, activation) in enumerate(model.input_layers(), start=1):
         g = stream(seed, k)
-        w, b, knobs = sfli_layer(activation, box, layer.d_out, cfg.scale, cfg.omega_max, g)
+        w, b, knobs = sfli_layer(activation, box, layer.d_out, scale, params.omega_max, g)
         layer.assign(w, b, g)
         info.update(knobs)
     return info
+
+
+INITS.register("sfli", Initialisation(sfli, SfliParams, role="treatment"))

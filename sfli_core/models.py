@@ -1,20 +1,33 @@
-"""MLP, modified MLP and PirateNet. Every model's forward returns ``(output, features)``.
+"""Architectures: MLP, modified MLP and PirateNet, and the protocol a user's own architecture follows.
 
-``features`` is the list of every hidden layer's output, each of shape [N, width], so that the ε-rank of
-every layer comes out of the same forward pass as the prediction. Parameters are created empty: a model is
-only usable after an initialisation from :mod:`sfli_core.init` has filled every tensor (this keeps the
-whole parameter state a function of the run's seed, never of the global RNG).
+The model protocol (every registered architecture, built-in or a user's):
 
-Layers that read the raw input x are listed by ``input_layers()``: that is where SFLI acts.
+  * constructor ``Arch(d_in, d_out, width, depth, activation, params)``; ``params`` is an instance of the
+    class's ``Params`` (a :class:`sfli_core.params.Params` model; optional, none by default);
+  * ``forward(x)`` with x [N, d_in] returns ``(output [N, d_out], features)``, ``features`` the list of
+    every hidden layer's output [N, n_l], so that the ε-rank of every layer comes from the same forward pass
+    as the prediction;
+  * ``input_layers()`` lists the :class:`Dense` layers that read the raw input x, each with the name of the
+    activation applied to it: that is where SFLI acts, and whose input weights condensation looks at;
+  * optionally ``condensation_layers()`` (default: the input layers) for networks whose deeper layers are
+    analysed too, and ``per_layer_activation = True`` when ``activation`` may be a list (one per layer).
+
+Trainable tensors are created empty, in :class:`Dense` layers (or with a ``reset_structure(generator)``
+method for anything else): a model is only usable after an initialisation from :mod:`sfli_core.init` has
+filled every tensor, which keeps the whole parameter state a function of the run's seed, never of the global
+RNG. Architectures are named in ``model.arch`` (:data:`MODELS`).
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
 from .activations import get_activation
+from .params import NoParams, Params, params_of
+from .registry import Registry
 
 
 class Dense(nn.Module):
@@ -53,13 +66,22 @@ class Dense(nn.Module):
         return F.linear(x, self.effective_weight(), self.bias)
 
 
-def _activations(activation: str | list[str], depth: int) -> list[str]:
+def layer_activations(activation: str | list[str], depth: int) -> list[str]:
+    """One activation name per hidden layer: a single name is repeated, a list must have ``depth`` names."""
     names = [activation] * depth if isinstance(activation, str) else list(activation)
     if len(names) != depth:
         raise ValueError(f"model.activation: {len(names)} activations given for depth {depth}")
-    for name in names:
-        get_activation(name)
     return names
+
+
+def single_activation(activation: str | list[str], arch: str) -> str:
+    if not isinstance(activation, str):
+        raise ValueError(f"model.activation: the architecture '{arch}' takes one activation name")
+    return activation
+
+
+class MLPParams(Params):
+    residual: bool = False
 
 
 class MLP(nn.Module):
@@ -69,17 +91,23 @@ class MLP(nn.Module):
     skip because its input dimension differs from the width.
     """
 
-    def __init__(self, d_in: int, d_out: int, width: int, depth: int, activation: str | list[str] = "tanh",
-                 residual: bool = False):
+    Params = MLPParams
+    per_layer_activation = True
+
+    def __init__(self, d_in: int, d_out: int, width: int, depth: int, activation: str | list[str],
+                 params: MLPParams):
         super().__init__()
-        self.activation_names = _activations(activation, depth)
+        self.activation_names = layer_activations(activation, depth)
         self.acts = [get_activation(a) for a in self.activation_names]
         self.hidden = nn.ModuleList(Dense(d_in if i == 0 else width, width) for i in range(depth))
         self.out = Dense(width, d_out)
-        self.residual = residual
+        self.residual = params.residual
 
     def input_layers(self) -> list[tuple[Dense, str]]:
         return [(self.hidden[0], self.activation_names[0])]
+
+    def condensation_layers(self) -> list[tuple[Dense, str]]:
+        return list(zip(self.hidden, self.activation_names))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         features = []
@@ -98,11 +126,12 @@ class ModifiedMLP(nn.Module):
     ``depth`` counts the hidden layers H_1 … H_L; every one is returned as a feature.
     """
 
-    def __init__(self, d_in: int, d_out: int, width: int, depth: int, activation: str = "tanh"):
+    Params = NoParams
+
+    def __init__(self, d_in: int, d_out: int, width: int, depth: int, activation: str,
+                 params: NoParams):
         super().__init__()
-        if not isinstance(activation, str):
-            raise ValueError("model.activation: the modified MLP takes one activation name")
-        self.activation_name = activation
+        self.activation_name = single_activation(activation, "modified_mlp")
         self.act = get_activation(activation)
         self.gate_u = Dense(d_in, width)
         self.gate_v = Dense(d_in, width)
@@ -134,9 +163,21 @@ class FourierEmbedding(nn.Module):
             raise ValueError(f"model.width must be even for a Fourier embedding, got {width}")
         self.B = nn.Parameter(torch.empty(width // 2, d_in))
 
+    @torch.no_grad()
+    def reset_structure(self, generator: torch.Generator) -> None:
+        self.B.copy_(self.scale * torch.randn(self.B.shape, generator=generator, dtype=torch.float64))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = x @ self.B.T
         return torch.cat([torch.cos(z), torch.sin(z)], dim=-1)
+
+
+class PirateParams(Params):
+    fourier_features: bool = True
+    fourier_scale: float = Field(1.0, gt=0)
+    rwf: bool = False
+    rwf_mean: float = 1.0
+    rwf_std: float = Field(0.1, ge=0)
 
 
 class PirateNet(nn.Module):
@@ -155,20 +196,20 @@ class PirateNet(nn.Module):
     Features: the block outputs x_1 … x_L.
     """
 
-    def __init__(self, d_in: int, d_out: int, width: int, depth: int, activation: str = "tanh",
-                 fourier_features: bool = True, fourier_scale: float = 1.0, rwf: bool = False,
-                 rwf_mean: float = 1.0, rwf_std: float = 0.1):
+    Params = PirateParams
+
+    def __init__(self, d_in: int, d_out: int, width: int, depth: int, activation: str,
+                 params: PirateParams):
         super().__init__()
-        if not isinstance(activation, str):
-            raise ValueError("model.activation: PirateNet takes one activation name")
-        self.activation_name = activation
+        self.activation_name = single_activation(activation, "pirate")
         self.act = get_activation(activation)
 
         def dense(i: int, o: int) -> Dense:
-            return Dense(i, o, rwf=rwf, rwf_mean=rwf_mean, rwf_std=rwf_std)
+            return Dense(i, o, rwf=params.rwf, rwf_mean=params.rwf_mean, rwf_std=params.rwf_std)
 
-        self.embedding = FourierEmbedding(d_in, width, fourier_scale) if fourier_features else dense(d_in, width)
-        gate_in = width if fourier_features else d_in
+        fourier = params.fourier_features
+        self.embedding = FourierEmbedding(d_in, width, params.fourier_scale) if fourier else dense(d_in, width)
+        gate_in = width if fourier else d_in
         self.gate_u, self.gate_v = dense(gate_in, width), dense(gate_in, width)
         self.blocks = nn.ModuleList(
             nn.ModuleList([dense(width, width), dense(width, width), dense(width, width)]) for _ in range(depth)
@@ -180,11 +221,21 @@ class PirateNet(nn.Module):
     def fourier_features(self) -> bool:
         return isinstance(self.embedding, FourierEmbedding)
 
+    @torch.no_grad()
+    def reset_structure(self, generator: torch.Generator) -> None:
+        self.alpha.zero_()  # structural, not random: every block starts as the identity
+
     def input_layers(self) -> list[tuple[Dense, str]]:
         if self.fourier_features:
             return []  # the SFLI acts on the Fourier matrix B instead (see sfli_core.init)
         return [(self.embedding, self.activation_name), (self.gate_u, self.activation_name),
                 (self.gate_v, self.activation_name)]
+
+    def condensation_layers(self) -> list[tuple[Dense, str]]:
+        """With a Fourier embedding no dense layer reads x: the gates, which read Φ(x), are analysed."""
+        if self.fourier_features:
+            return [(self.gate_u, self.activation_name), (self.gate_v, self.activation_name)]
+        return self.input_layers()
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.embedding(x) if self.fourier_features else self.act(self.embedding(x))
@@ -205,16 +256,29 @@ class PirateNet(nn.Module):
         return self.out(h), features
 
 
-ARCHITECTURES = ("mlp", "modified_mlp", "pirate")
+def _adapt(obj: object) -> type[nn.Module]:
+    if not (isinstance(obj, type) and issubclass(obj, nn.Module)):
+        raise TypeError(f"expected a torch.nn.Module subclass, got {obj!r}")
+    if not callable(getattr(obj, "input_layers", None)):
+        raise TypeError(f"{obj.__name__} has no input_layers() method (which layers read the raw input x)")
+    params_of(obj)
+    return obj
+
+
+MODELS: Registry[type[nn.Module]] = Registry("architecture", "sfli.models", _adapt)
+MODELS.register("mlp", MLP)
+MODELS.register("modified_mlp", ModifiedMLP)
+MODELS.register("pirate", PirateNet)
 
 
 def build_model(cfg, d_in: int, d_out: int) -> nn.Module:
     """Build the (uninitialised) model described by a :class:`sfli_core.config.ModelConfig`."""
-    if cfg.arch == "mlp":
-        return MLP(d_in, d_out, cfg.width, cfg.depth, cfg.activation, residual=cfg.residual)
-    if cfg.arch == "modified_mlp":
-        return ModifiedMLP(d_in, d_out, cfg.width, cfg.depth, cfg.activation)
-    if cfg.arch == "pirate":
-        return PirateNet(d_in, d_out, cfg.width, cfg.depth, cfg.activation, fourier_features=cfg.fourier_features,
-                         fourier_scale=cfg.fourier_scale, rwf=cfg.rwf, rwf_mean=cfg.rwf_mean, rwf_std=cfg.rwf_std)
-    raise ValueError(f"unknown model.arch '{cfg.arch}'; valid: {', '.join(ARCHITECTURES)}")
+    arch = MODELS.get(cfg.arch)
+    return arch(d_in, d_out, cfg.width, cfg.depth, cfg.activation, params_of(arch).model_validate(cfg.params))
+
+
+def condensation_layers(model: nn.Module) -> list[tuple[Dense, str]]:
+    """The layers whose input weights condensation analyses: ``model.condensation_layers()`` where the
+    architecture defines it, else the layers that read x."""
+    own = getattr(model, "condensation_layers", None)
+    return own() if callable(own) else model.input_layers()

@@ -7,8 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import keys
-
-FINISHED, DIVERGED = "finished", "diverged"
+from .record import Status
 
 
 class TargetTracker:

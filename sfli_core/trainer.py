@@ -26,8 +26,9 @@ from .init import apply_init
 from .models import build_model
 from .optim import learning_rate, make_optimizer
 from .provenance import resolve_device, run_metadata
-from .rank import layer_spectra
-from .result import DIVERGED, FINISHED, RunResult, TargetTracker
+from .rank import eps_rank, layer_spectra
+from .record import Status
+from .result import RunResult, TargetTracker
 from .tasks import build_task
 
 Callback = Callable[[dict[str, float], "Trainer"], None]
@@ -51,15 +52,18 @@ class Trainer:
         self.batch = self._sample()
         self.eval_x, self.eval_y = self.task.eval_data(self.dtype, self.device)
         self.rank_x = self._rank_points(self.task.box)
+        with torch.no_grad():  # a user's architecture need not have `depth` hidden layers: count them
+            self.n_layers = len(self.model(self.rank_x[:2])[1])
         self.step = 0
         self.train_seconds = 0.0
         self.wall_offset = 0.0
         self.history: list[dict[str, float]] = []
         self.spectra: dict[str, list[list[float]]] = {}
         self.targets = TargetTracker(cfg.targets.metric, cfg.targets.thresholds)
-        self.status = FINISHED
+        self.status = Status.FINISHED
         self.metadata = run_metadata(self.device, self.dtype, cfg.seed)
         self.metadata["rank.n_points"] = str(len(self.rank_x))
+        self.metadata["hidden_layers"] = str(self.n_layers)
 
     # ----------------------------------------------------------------------------------------------------
     def _sample(self) -> dict[str, torch.Tensor]:
@@ -100,7 +104,7 @@ class Trainer:
             spectra = layer_spectra(self.model, self.rank_x)
             for layer, lam in enumerate(spectra, start=1):
                 for eps in self.cfg.rank.eps:
-                    record[keys.rank_key(eps, layer)] = int((lam > eps).sum())
+                    record[keys.rank_key(eps, layer)] = eps_rank(lam, eps)
         return record, spectra
 
     def run(self, until: int | None = None) -> RunResult:
@@ -108,7 +112,7 @@ class Trainer:
         cfg = self.cfg.train
         wall_start = time.perf_counter() - self.wall_offset
         last = cfg.steps if until is None else min(until, cfg.steps)
-        while self.step <= last and self.status == FINISHED:
+        while self.step <= last and self.status == Status.FINISHED:
             s = self.step
             is_log = s % cfg.log_every == 0 or s == cfg.steps
             if is_log:
@@ -144,7 +148,7 @@ class Trainer:
             self.spectra.setdefault("initial", [lam.tolist() for lam in spectra])
             self.spectra["final"] = [lam.tolist() for lam in spectra]
         if not math.isfinite(record[keys.TRAIN_LOSS]):
-            self.status = DIVERGED
+            self.status = Status.DIVERGED
         else:
             self.targets.update(record)
         self.history.append(record)
@@ -154,7 +158,7 @@ class Trainer:
     def result(self) -> RunResult:
         return RunResult(status=self.status, config=self.cfg.flat(), history=list(self.history),
                          targets=dict(self.targets.reached), spectra=dict(self.spectra), init_info=self.init_info,
-                         metadata=self.metadata, n_layers=self.cfg.model.depth, eps=list(self.cfg.rank.eps),
+                         metadata=self.metadata, n_layers=self.n_layers, eps=list(self.cfg.rank.eps),
                          thresholds=list(self.cfg.targets.thresholds))
 
     # ---- full state: model, optimiser, RNG, step, history ----------------------------------------------

@@ -36,7 +36,7 @@ def condensation_run(activation: str, lr: float, seed: int):
     """The condensation paper's Fig. 3 setting: 5-50-1, 80 points x ~ U[−4, 2]^5, Σ 3.5 sin(5x_k + 1),
     every parameter ~ N(0, 0.005²), full-batch Adam, epoch 100."""
     cfg = RunConfig(task={"name": "sine_sum"}, model={"width": 50, "depth": 1, "activation": activation},
-                    init={"name": "small_gaussian", "scale": 0.005, "exponent": 0.0},
+                    init={"name": "small_gaussian", "scale": 0.005, "params": {"exponent": 0.0}},
                     train={"lr": lr, "steps": 100, "log_every": 10}, rank={"enabled": False}, seed=seed)
     trainer = Trainer(cfg)
     result = trainer.run()

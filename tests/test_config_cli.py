@@ -21,7 +21,9 @@ def test_fmt_num():
     ({"init": {"name": "he"}}, "init.name: unknown initialisation 'he'; valid: xavier_normal"),
     ({"train": {"steps": "many"}}, "train.steps: Input should be a valid integer"),
     ({"task": {"name": "poisson2d", "params": {"aa": 1}}}, "params.aa: unknown key; valid keys: a, c"),
-    ({"model": {"arch": "mlp", "rwf": True}}, "rwf are options of arch 'pirate' only"),
+    ({"model": {"arch": "mlp", "params": {"rwf": True}}}, "model: params.rwf: unknown key; valid keys: residual"),
+    ({"model": {"arch": "cnn"}}, "model.arch: unknown architecture 'cnn'; valid: mlp, modified_mlp, pirate"),
+    ({"init": {"name": "sfli", "params": {"exponent": 1}}}, "init: params.exponent: unknown key; valid keys: omega_max"),
     ({"bogus": 1}, "bogus: unknown key; valid keys: task, model"),
 ])
 def test_bad_config_names_the_field_and_the_valid_choices(data, expected):

@@ -69,7 +69,7 @@ def test_sfli_raises_initial_eps_rank_tenfold_over_xavier(task):
 def test_sfli_on_every_architecture_raises_initial_rank(arch, extra):
     ranks = {}
     for init in ("xavier_normal", "sfli"):
-        cfg = RunConfig(task={"name": "fit1d_multiscale"}, model={"arch": arch, "width": 64, "depth": 2, **extra},
+        cfg = RunConfig(task={"name": "fit1d_multiscale"}, model={"arch": arch, "width": 64, "depth": 2, "params": extra},
                         init={"name": init}, train={"steps": 0})
         ranks[init] = Trainer(cfg).run().summary()["initial/rank/eps1e-3/layer2"]
     assert ranks["sfli"] >= 3 * ranks["xavier_normal"], ranks
@@ -77,7 +77,7 @@ def test_sfli_on_every_architecture_raises_initial_rank(arch, extra):
 
 def test_initialisation_is_a_function_of_the_seed():
     box = Box((-1.0,), (1.0,))
-    cfg = ModelConfig(arch="pirate", width=16, depth=2, rwf=True)
+    cfg = ModelConfig(arch="pirate", width=16, depth=2, params={"rwf": True})
     a, b, c = (build_model(cfg, 1, 1) for _ in range(3))
     torch.manual_seed(123)  # the global RNG must not matter
     apply_init(a, InitConfig(name="sfli"), box, seed=7)
@@ -91,7 +91,7 @@ def test_initialisation_is_a_function_of_the_seed():
 
 def test_small_gaussian_has_the_stated_sigma():
     model = build_model(ModelConfig(width=400, depth=1), 1, 1)
-    info = apply_init(model, InitConfig(name="small_gaussian", scale=2.0, exponent=1.5), Box((0.0,), (1.0,)), 0)
+    info = apply_init(model, InitConfig(name="small_gaussian", scale=2.0, params={"exponent": 1.5}), Box((0.0,), (1.0,)), 0)
     sigma = 2.0 * 400 ** -1.5
     assert math.isclose(info["sigma"], sigma)
     w = model.hidden[0].weight.detach()

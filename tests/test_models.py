@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from sfli_core.activations import ACTIVATIONS, MULTIPLICITY, numerical_multiplicity
+from sfli_core.activations import ACTIVATIONS, numerical_multiplicity
 from sfli_core.config import InitConfig, ModelConfig
 from sfli_core.geometry import Box
 from sfli_core.init import apply_init
@@ -10,20 +10,20 @@ from sfli_core.models import build_model
 
 @pytest.mark.parametrize("name", list(ACTIVATIONS))
 def test_numerical_multiplicity_matches_the_table(name):
-    assert numerical_multiplicity(ACTIVATIONS[name]) == MULTIPLICITY[name]
+    assert numerical_multiplicity(ACTIVATIONS[name]) == ACTIVATIONS[name].multiplicity
 
 
 def test_multiplicity_table_matches_the_paper():
-    assert [MULTIPLICITY[a] for a in ("tanh", "sigmoid", "softplus", "x_tanh", "x2_tanh", "relu")] == [1, 1, 1, 2, 3,
-                                                                                                       None]
+    assert [ACTIVATIONS[a].multiplicity for a in ("tanh", "sigmoid", "softplus", "x_tanh", "x2_tanh", "relu")] == [
+        1, 1, 1, 2, 3, None]
 
 
 @pytest.mark.parametrize("cfg", [
     dict(arch="mlp", width=12, depth=3),
-    dict(arch="mlp", width=12, depth=3, residual=True, activation=["x2_tanh", "x_tanh", "sigmoid"]),
+    dict(arch="mlp", width=12, depth=3, params={"residual": True}, activation=["x2_tanh", "x_tanh", "sigmoid"]),
     dict(arch="modified_mlp", width=12, depth=3),
-    dict(arch="pirate", width=12, depth=2, fourier_features=True, rwf=True),
-    dict(arch="pirate", width=12, depth=2, fourier_features=False),
+    dict(arch="pirate", width=12, depth=2, params={"fourier_features": True, "rwf": True}),
+    dict(arch="pirate", width=12, depth=2, params={"fourier_features": False}),
 ])
 @pytest.mark.parametrize("d_in,d_out", [(1, 1), (3, 2)])
 def test_every_model_returns_output_and_every_hidden_layer(cfg, d_in, d_out):
@@ -36,7 +36,7 @@ def test_every_model_returns_output_and_every_hidden_layer(cfg, d_in, d_out):
 
 
 def test_mlp_residual_connection_adds_the_previous_layer():
-    model = build_model(ModelConfig(arch="mlp", width=5, depth=2, residual=True), 1, 1)
+    model = build_model(ModelConfig(arch="mlp", width=5, depth=2, params={"residual": True}), 1, 1)
     apply_init(model, InitConfig(name="xavier_normal"), Box((0.0,), (1.0,)), seed=0)
     x = torch.rand(4, 1)
     _, (h1, h2) = model(x)
@@ -47,7 +47,8 @@ def test_mlp_residual_connection_adds_the_previous_layer():
 def test_pirate_with_zero_mixing_is_linear_in_its_embedding(fourier):
     torch.set_default_dtype(torch.float64)
     try:
-        model = build_model(ModelConfig(arch="pirate", width=16, depth=3, fourier_features=fourier, rwf=True), 2, 1)
+        model = build_model(ModelConfig(arch="pirate", width=16, depth=3,
+                                        params={"fourier_features": fourier, "rwf": True}), 2, 1)
         apply_init(model, InitConfig(name="sfli"), Box((-1.0, -1.0), (1.0, 1.0)), seed=0)
         assert torch.equal(model.alpha.detach(), torch.zeros(3))
         x = 2 * torch.rand(300, 2) - 1

@@ -1,47 +1,62 @@
-"""Task registry: family names and the coefficient-encoding preset names of science.md §5.
+"""Task registry: the built-in families, the coefficient-encoding presets, and any user task.
 
-``build_task(name, params)`` accepts a family name (``helmholtz2d``) with its parameters, or a preset name
-(``helmholtz2d_a1-4_k1``) whose coefficients are fixed by the name; the built task's ``name`` always encodes
-the coefficients actually used.
+``build_task(name, params)`` accepts a family name (``helmholtz2d``) with its parameters, a preset name
+(``helmholtz2d_a1-4_k1``) whose coefficients are fixed by the name, an import path to a user's task class
+(``my_pkg.pdes:Burgers1D``), or a name published under the entry-point group ``sfli.tasks``. A registry
+entry is a :class:`Task` subclass or a :class:`Preset`. The built task's ``name`` encodes the coefficients
+actually used.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
-from .base import FitTask, PDETask, Task, TaskParams
+from ..params import Params, params_of
+from ..registry import Registry
+from .base import FitTask, PDETask, Task
 from .elliptic import Helmholtz2D, Poisson1D, Poisson2D
 from .evolution import Advection1D, AllenCahn
 from .fitting import Fit1DMultiscale, Fit2DMultiscale, SineSum
 
-FAMILIES: dict[str, type[Task]] = {
-    cls.family: cls for cls in (Fit1DMultiscale, Fit2DMultiscale, Poisson1D, Poisson2D, Helmholtz2D, AllenCahn,
-                                Advection1D, SineSum)
-}
-PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
-    "helmholtz2d_a1-4_k1": ("helmholtz2d", {"a1": 1.0, "a2": 4.0, "k": 1.0}),
-    "allen_cahn_d1e-4": ("allen_cahn", {"diffusion": 1e-4}),
-    "advection1d_c30": ("advection1d", {"speed": 30.0}),
-}
-TASK_NAMES = tuple(FAMILIES) + tuple(PRESETS)
+
+@dataclass(frozen=True)
+class Preset:
+    """A task family with some parameters fixed by the preset's name."""
+
+    family: type[Task]
+    fixed: dict[str, Any] = field(default_factory=dict)
 
 
-def resolve_task(name: str, params: dict[str, Any] | None = None) -> tuple[type[Task], TaskParams]:
+def _adapt(obj: object) -> type[Task] | Preset:
+    if isinstance(obj, Preset):
+        return obj
+    if not (isinstance(obj, type) and issubclass(obj, Task)):
+        raise TypeError(f"expected a subclass of sfli_core.tasks.Task (or a Preset), got {obj!r}")
+    params_of(obj)
+    return obj
+
+
+TASKS: Registry[type[Task] | Preset] = Registry("task", "sfli.tasks", _adapt)
+for _cls in (Fit1DMultiscale, Fit2DMultiscale, Poisson1D, Poisson2D, Helmholtz2D, AllenCahn, Advection1D, SineSum):
+    TASKS.register(_cls.family, _cls)
+TASKS.register("helmholtz2d_a1-4_k1", Preset(Helmholtz2D, {"a1": 1.0, "a2": 4.0, "k": 1.0}))
+TASKS.register("allen_cahn_d1e-4", Preset(AllenCahn, {"diffusion": 1e-4}))
+TASKS.register("advection1d_c30", Preset(Advection1D, {"speed": 30.0}))
+
+
+def resolve_task(name: str, params: dict[str, Any] | None = None) -> tuple[type[Task], Params]:
     """Validate (name, params) into a task class and its typed parameters; errors name the valid choices."""
     params = dict(params or {})
-    if name in PRESETS:
-        family, fixed = PRESETS[name]
-        for key, value in fixed.items():
+    entry = TASKS.get(name)
+    if isinstance(entry, Preset):
+        for key, value in entry.fixed.items():
             if key in params and params[key] != value:
                 raise ValueError(f"task.params.{key}={params[key]!r} contradicts the preset '{name}' "
-                                 f"({key}={value!r}); use task.name '{family}' to set it")
-        params.update(fixed)
-    elif name in FAMILIES:
-        family = name
-    else:
-        raise ValueError(f"unknown task '{name}'; valid: {', '.join(TASK_NAMES)}")
-    cls = FAMILIES[family]
-    return cls, cls.Params(**params)
+                                 f"({key}={value!r}); use task.name '{entry.family.family}' to set it")
+        params.update(entry.fixed)
+        entry = entry.family
+    return entry, params_of(entry)(**params)
 
 
 def build_task(name: str, params: dict[str, Any] | None = None) -> Task:
@@ -49,5 +64,4 @@ def build_task(name: str, params: dict[str, Any] | None = None) -> Task:
     return cls(typed)
 
 
-__all__ = ["FAMILIES", "PRESETS", "TASK_NAMES", "FitTask", "PDETask", "Task", "TaskParams", "build_task",
-           "resolve_task"]
+__all__ = ["TASKS", "FitTask", "PDETask", "Preset", "Task", "build_task", "resolve_task"]

@@ -1,8 +1,10 @@
-"""The one protocol every benchmark task implements (science.md §5).
+"""The one protocol every task implements, built-in or a user's (docs/science.md §5).
 
 A task owns its domain box Ω, how training / collocation points are drawn, its loss terms, its exact or
-reference solution and its evaluation grid. ``u`` below is always a callable x [N, d] ↦ u(x) [N, 1].
-Loss terms are returned already weighted; the training loss is their sum.
+reference solution and its evaluation grid, and declares its parameters as a ``Params`` model (validated,
+recorded with every run). ``u`` below is always a callable x [N, d] ↦ u(x) [N, 1]. Loss terms are returned
+already weighted; the training loss is their sum. A user's task subclasses :class:`FitTask` or
+:class:`PDETask` (or :class:`Task`) and is named in a configuration by its import path.
 """
 
 from __future__ import annotations
@@ -11,35 +13,29 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 
 import torch
-from pydantic import BaseModel, ConfigDict
 
 from ..geometry import Box
+from ..params import NoParams, Params
 
 Field = Callable[[torch.Tensor], torch.Tensor]
 Batch = dict[str, torch.Tensor]
 
 
-class TaskParams(BaseModel):
-    """Base of every task's parameter model: unknown keys are rejected."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
 class Task(ABC):
-    family: str
-    Params: type[TaskParams]
+    family: str = ""  # the canonical name; a user task without one is named after its class
+    Params: type[Params] = NoParams
     box: Box
     out_dim: int = 1
     default_n_train: int
 
-    def __init__(self, params: TaskParams):
+    def __init__(self, params: Params):
         self.params = params
         self._eval: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @property
     def name(self) -> str:
         """Canonical name; PDE families encode their coefficients (``allen_cahn_d1e-4``)."""
-        return self.family
+        return self.family or type(self).__name__
 
     @property
     def in_dim(self) -> int:

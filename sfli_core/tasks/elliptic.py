@@ -8,7 +8,8 @@ import torch
 
 from ..geometry import Box
 from ..keys import fmt_num
-from .base import Batch, Field, PDETask, TaskParams, boundary_points, gradient, second_derivative
+from ..params import Params
+from .base import Batch, Field, PDETask, boundary_points, gradient, second_derivative
 
 
 class DirichletTask(PDETask):
@@ -44,7 +45,7 @@ class PoissonTask(DirichletTask):
         return -lap - self.source(x)
 
 
-class Poisson1DParams(TaskParams):
+class Poisson1DParams(Params):
     a: float = 16.0
     c: float = 0.1
     bc_weight: float = 10.0
@@ -68,7 +69,7 @@ class Poisson1D(PoissonTask):
         return (2 * math.pi) ** 2 * torch.sin(2 * math.pi * x) + c * (a * math.pi) ** 2 * torch.sin(a * math.pi * x)
 
 
-class Poisson2DParams(TaskParams):
+class Poisson2DParams(Params):
     a: float = 4.0
     c: float = 0.1
     bc_weight: float = 10.0
@@ -98,7 +99,7 @@ class Poisson2D(PoissonTask):
         return 2 * math.pi**2 * low + self.params.c * 2 * (self.params.a * math.pi) ** 2 * high
 
 
-class HelmholtzParams(TaskParams):
+class HelmholtzParams(Params):
     a1: float = 1.0
     a2: float = 4.0
     k: float = 1.0

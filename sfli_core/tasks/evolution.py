@@ -13,8 +13,9 @@ import torch
 
 from ..geometry import Box
 from ..keys import fmt_num
+from ..params import Params
 from . import allen_cahn_reference
-from .base import Batch, Field, PDETask, TaskParams, gradient
+from .base import Batch, Field, PDETask, gradient
 
 
 class PeriodicEvolutionTask(PDETask):
@@ -48,7 +49,7 @@ class PeriodicEvolutionTask(PDETask):
                 "bc": p.bc_weight * torch.mean(jump)}
 
 
-class AllenCahnParams(TaskParams):
+class AllenCahnParams(Params):
     diffusion: float = 1e-4
     ic_weight: float = 100.0
     bc_weight: float = 1.0
@@ -111,7 +112,7 @@ class AllenCahn(PeriodicEvolutionTask):
         return torch.stack([xx.reshape(-1), tt.reshape(-1)], dim=-1)
 
 
-class AdvectionParams(TaskParams):
+class AdvectionParams(Params):
     speed: float = 30.0
     ic_weight: float = 10.0
     bc_weight: float = 1.0

@@ -8,10 +8,11 @@ import torch
 
 from ..geometry import Box
 from ..keys import fmt_num
-from .base import FitTask, TaskParams
+from ..params import Params
+from .base import FitTask
 
 
-class Fit1DParams(TaskParams):
+class Fit1DParams(Params):
     frequencies: tuple[float, ...] = (1.0, 4.0, 16.0)
     amplitudes: tuple[float, ...] = (1.0, 0.5, 0.25)
     n_eval: int = 2001
@@ -36,7 +37,7 @@ class Fit1DMultiscale(FitTask):
         return self.box.grid(self.params.n_eval)
 
 
-class Fit2DParams(TaskParams):
+class Fit2DParams(Params):
     low: float = 1.0
     high: float = 8.0
     n_eval_per_dim: int = 101
@@ -58,7 +59,7 @@ class Fit2DMultiscale(FitTask):
         return self.box.grid(self.params.n_eval_per_dim)
 
 
-class SineSumParams(TaskParams):
+class SineSumParams(Params):
     dim: int = 5
     lo: float = -4.0
     hi: float = 2.0
