@@ -58,7 +58,7 @@ def forest_plot(table: pd.DataFrame, path: Path) -> Path:
     ax.axvline(1.0, color="grey", linestyle="--")
     ax.set_xscale("log")
     ax.set_yticks(range(len(rows)))
-    ax.set_yticklabels([f"{r.task} {r.arch} {r.variant} τ={keys.fmt_num(r.tau)} {r.baseline}→{r.sfli}"
+    ax.set_yticklabels([f"{r.task} {r.arch} {r.variant} τ={keys.fmt_num(r.tau)} {r.baseline}→{r.treatment}"
                         for r in rows.iloc[::-1].itertuples()], fontsize=7)
     ax.set_xlabel("speed-up in steps to target (geometric mean, 95 % CI; ▶ = lower bound)")
     return _save(fig, path)
@@ -67,7 +67,7 @@ def forest_plot(table: pd.DataFrame, path: Path) -> Path:
 def initial_rank_bars(runs: pd.DataFrame, path: Path, title: str) -> Path:
     """Median initial ε-rank (headline ε) per arm and hidden layer."""
     arms = sorted(runs["arm"].unique())
-    depth, eps = int(runs["depth"].max()), float(runs["headline"].iloc[0])
+    depth, eps = int(runs["hidden_layers"].max()), float(runs["headline"].iloc[0])
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     width = 0.8 / len(arms)
     for i, arm in enumerate(arms):

@@ -21,10 +21,10 @@ from . import figures
 from .runs import artifact_file, artifact_json, history, load_runs
 from .tables import GROUP, condensation_table, layerwise_table, markdown, speedup_table, write
 
-SPEEDUP_COLUMNS = ["study", "variant", "task", "arch", "tau", "baseline", "sfli", "reached_base", "reached_sfli",
-                   "median_steps_base", "median_steps_sfli", "speedup_geomean", "speedup_ci_low",
+SPEEDUP_COLUMNS = ["study", "variant", "task", "arch", "tau", "baseline", "treatment", "reached_base",
+                   "reached_treat", "median_steps_base", "median_steps_treat", "speedup_geomean", "speedup_ci_low",
                    "speedup_ci_high", "speedup_median", "speedup_kind", "censored_pairs", "wall_speedup_geomean",
-                   "final_rel_l2_base", "final_rel_l2_sfli", "initial_rank_base", "initial_rank_sfli",
+                   "final_rel_l2_base", "final_rel_l2_treat", "initial_rank_base", "initial_rank_treat",
                    "wilcoxon_p"]
 
 
@@ -44,13 +44,13 @@ def curves_of(uri: str, runs: pd.DataFrame) -> dict[str, list[pd.DataFrame]]:
     out: dict[str, list[pd.DataFrame]] = {}
     for _, r in runs.iterrows():
         loss = history(uri, r["run_id"], keys.TRAIN_LOSS)
-        rank = history(uri, r["run_id"], keys.rank_key(r["headline"], r["depth"]))
+        rank = history(uri, r["run_id"], keys.rank_key(r["headline"], r["hidden_layers"]))
         out.setdefault(r["arm"], []).append(pd.DataFrame({"loss": loss, "rank": rank}))
     return out
 
 
 def staircase_table(curves: dict[tuple, dict[str, list[pd.DataFrame]]], budgets: dict[tuple, int]) -> pd.DataFrame:
-    """Median staircase statistics (science.md §2) per group and arm."""
+    """Median staircase statistics (docs/science.md §2) per group and arm."""
     rows = []
     for group, per_arm in curves.items():
         for arm, frames in sorted(per_arm.items()):
@@ -115,11 +115,11 @@ def build_report(uri: str, studies: list[str] | None, out: Path, with_figures: b
     statuses = ", ".join(f"{k} {v}" for k, v in runs["status"].value_counts().items())
     md = [f"# sfli report: {label}", "",
           f"{n_runs} evaluation runs ({statuses}); tracking store {uri}; files in {out}.", "",
-          "## Paired speed-up (steps to target; science.md §6)", "",
+          "## Paired speed-up (steps to target; docs/science.md §6)", "",
           "Censored pairs count as bounds (`speedup_kind`), never dropped; `reached_*` is k of n paired seeds.",
           "", markdown(speed), "",
           "## ε-rank by layer (headline ε; median over seeds)", "", markdown(layers), "",
-          "## Staircase statistics (median over seeds; science.md §2)", "", markdown(stair)]
+          "## Staircase statistics (median over seeds; docs/science.md §2)", "", markdown(stair)]
     if not condensed.empty:
         md += ["", "## Condensation of the hidden layers (end of run)", "", markdown(condensed)]
     text = "\n".join(md) + "\n"

@@ -9,13 +9,16 @@ from pathlib import Path
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-TAGS = ("study", "phase", "arm", "variant", "task", "arch", "init", "status")
+from sfli_core import record
+from sfli_core.record import TrialIdentity
 
 
 def load_runs(uri: str, studies: list[str] | None = None, phase: str = "evaluate") -> pd.DataFrame:
-    """Summary metrics and identifying tags/params of every trial run of ``phase`` in the given studies
-    (every study in the store when None). Columns: the tags above, run_id, seed, budget, depth, headline,
-    metric, thresholds, and one column per summary metric (NaN where a target was not reached)."""
+    """Summary metrics and identity of every trial run of ``phase`` in the given studies (every study in the
+    store when None), read through :mod:`sfli_core.record`. Columns: study, phase, arm, variant, task, arch,
+    init, comparison, status, run_id, seed, budget, hidden_layers (measured), width, activation (a name or a
+    list), headline, metric, thresholds, and one column per summary metric (NaN where a target was not
+    reached)."""
     client = MlflowClient(uri)
     experiments = client.search_experiments()
     if studies is not None:
@@ -25,14 +28,16 @@ def load_runs(uri: str, studies: list[str] | None = None, phase: str = "evaluate
             raise ValueError(f"no recorded study named {', '.join(sorted(missing))} at {uri}")
     rows = []
     for exp in experiments:
-        for run in client.search_runs([exp.experiment_id], f"tags.role = 'trial' and tags.phase = '{phase}'",
-                                      max_results=50000):
-            p, t = run.data.params, run.data.tags
-            row = {k: t.get(k) for k in TAGS}
-            row.update(run_id=run.info.run_id, seed=int(p["seed"]), budget=int(p["train.steps"]),
-                       depth=int(p["model.depth"]), width=int(p["model.width"]),
-                       activation=p["model.activation"], headline=float(p["rank.headline"]),
-                       metric=p["targets.metric"], thresholds=tuple(json.loads(p["targets.thresholds"])))
+        query = f"tags.{record.ROLE} = '{record.ROLE_TRIAL}' and tags.phase = '{phase}'"
+        for run in client.search_runs([exp.experiment_id], query, max_results=50000):
+            p = record.decode_params(run.data.params)
+            identity = TrialIdentity.from_tags(run.data.tags)
+            row = {k: v for k, v in vars(identity).items() if k not in ("trial_id", "seeds")}
+            row.update(status=run.data.tags.get(record.STATUS), run_id=run.info.run_id, seed=int(p["seed"]),
+                       budget=int(p["train.steps"]), hidden_layers=int(p[f"{record.META}hidden_layers"]),
+                       width=int(p["model.width"]), activation=p["model.activation"],
+                       headline=float(p["rank.headline"]), metric=p["targets.metric"],
+                       thresholds=tuple(p["targets.thresholds"]))
             row.update(run.data.metrics)
             rows.append(row)
     return pd.DataFrame(rows)

@@ -1,10 +1,11 @@
-"""Paired speed-up statistics (science.md §6).
+"""Paired speed-up statistics (docs/science.md §6).
 
-Runs are paired by seed within (study, variant, task, arch): a baseline arm against an SFLI arm, same budget.
-Per pair, speed-up = steps_base / steps_sfli, where steps are the first logged step with metric ≤ τ:
+Runs are paired by seed within (study, variant, task, arch): a baseline arm against a treatment arm (SFLI, or
+a user's initialisation of role ``treatment``), same budget.
+Per pair, speed-up = steps_base / steps_treat, where steps are the first logged step with metric ≤ τ:
   * both reached: exact;
-  * baseline censored, SFLI reached: a lower bound, budget / steps_sfli;
-  * SFLI censored, baseline reached: an upper bound, steps_base / budget;
+  * baseline censored, treatment reached: a lower bound, budget / steps_treat;
+  * treatment censored, baseline reached: an upper bound, steps_base / budget;
   * both censored: no information (counted, not used).
 Aggregates over the usable pairs (bounds at their bound value, flagged): geometric mean and median with a 95 %
 percentile bootstrap interval (scipy.stats.bootstrap, 5000 resamples, fixed seed), the same for wall-clock
@@ -55,8 +56,8 @@ def median_ci(ratios: np.ndarray) -> Interval:
     return _ci(np.asarray(ratios, dtype=float), np.median)
 
 
-def pair_kind(base: float, sfli: float) -> str:
-    reached_b, reached_s = not math.isnan(base), not math.isnan(sfli)
+def pair_kind(base: float, treat: float) -> str:
+    reached_b, reached_s = not math.isnan(base), not math.isnan(treat)
     if reached_b and reached_s:
         return "exact"
     if reached_s:
@@ -66,21 +67,21 @@ def pair_kind(base: float, sfli: float) -> str:
     return "none"
 
 
-def paired(base: pd.DataFrame, sfli: pd.DataFrame, column: str, budget_column: str) -> pd.DataFrame:
-    """Pair two arms' runs by seed: columns seed, base, sfli (NaN = censored), budget, kind, ratio."""
-    merged = base[["seed", column, budget_column]].merge(sfli[["seed", column]], on="seed", suffixes=("_b", "_s"))
+def paired(base: pd.DataFrame, treat: pd.DataFrame, column: str, budget_column: str) -> pd.DataFrame:
+    """Pair two arms' runs by seed: columns seed, base, treat (NaN = censored), budget, kind, ratio."""
+    merged = base[["seed", column, budget_column]].merge(treat[["seed", column]], on="seed", suffixes=("_b", "_s"))
     rows = []
     for _, r in merged.sort_values("seed").iterrows():
         b, s, budget = float(r[f"{column}_b"]), float(r[f"{column}_s"]), float(r[budget_column])
         kind = pair_kind(b, s)
         ratio = {"exact": b / s if s > 0 else math.nan, "lower": budget / s if s > 0 else math.nan,
                  "upper": b / budget, "none": math.nan}[kind]
-        rows.append({"seed": r["seed"], "base": b, "sfli": s, "budget": budget, "kind": kind, "ratio": ratio})
-    return pd.DataFrame(rows, columns=["seed", "base", "sfli", "budget", "kind", "ratio"])
+        rows.append({"seed": r["seed"], "base": b, "treat": s, "budget": budget, "kind": kind, "ratio": ratio})
+    return pd.DataFrame(rows, columns=["seed", "base", "treat", "budget", "kind", "ratio"])
 
 
 def wilcoxon_log_error(base_err: np.ndarray, sfli_err: np.ndarray) -> float:
-    """Two-sided p-value of the Wilcoxon signed-rank test on log(error_base) − log(error_sfli)."""
+    """Two-sided p-value of the Wilcoxon signed-rank test on log(error_base) − log(error_treat)."""
     d = np.log(np.asarray(base_err, float)) - np.log(np.asarray(sfli_err, float))
     d = d[np.isfinite(d)]
     if len(d) == 0:
@@ -90,22 +91,22 @@ def wilcoxon_log_error(base_err: np.ndarray, sfli_err: np.ndarray) -> float:
     return float(stats.wilcoxon(d).pvalue)
 
 
-def compare_arms(base: pd.DataFrame, sfli: pd.DataFrame, tau_key: str, seconds_key: str, error_key: str,
+def compare_arms(base: pd.DataFrame, treat: pd.DataFrame, tau_key: str, seconds_key: str, error_key: str,
                  rank_key: str) -> dict[str, float | str]:
     """One row of the speed-up table for a baseline / SFLI pair of arms at one target.
 
-    ``base`` and ``sfli`` hold one row per run with columns seed, budget, and the metric columns named by the
+    ``base`` and ``treat`` hold one row per run with columns seed, budget, and the metric columns named by the
     keys (steps-to-target NaN when censored). Diverged or failed runs count as censored.
     """
-    steps = paired(base, sfli, tau_key, "budget")
-    secs = base[["seed", seconds_key]].merge(sfli[["seed", seconds_key]], on="seed", suffixes=("_b", "_s"))
+    steps = paired(base, treat, tau_key, "budget")
+    secs = base[["seed", seconds_key]].merge(treat[["seed", seconds_key]], on="seed", suffixes=("_b", "_s"))
     secs = secs.dropna()  # wall-clock speed-up only where both reached: seconds have no budget to bound by
     wall = (secs[f"{seconds_key}_b"] / secs[f"{seconds_key}_s"]).to_numpy()
     usable = steps[steps.kind != "none"]
     kinds = steps.kind.value_counts()
     g = geometric_mean_ci(usable.ratio.to_numpy())
     m = median_ci(usable.ratio.to_numpy())
-    err = base[["seed", error_key]].merge(sfli[["seed", error_key]], on="seed", suffixes=("_b", "_s"))
+    err = base[["seed", error_key]].merge(treat[["seed", error_key]], on="seed", suffixes=("_b", "_s"))
     err = err[np.isfinite(err[f"{error_key}_b"]) & np.isfinite(err[f"{error_key}_s"])]
     n = len(steps)
     if usable.empty:
@@ -119,18 +120,18 @@ def compare_arms(base: pd.DataFrame, sfli: pd.DataFrame, tau_key: str, seconds_k
     return {
         "pairs": n,
         "reached_base": f"{int((~steps.base.isna()).sum())} of {n}",
-        "reached_sfli": f"{int((~steps.sfli.isna()).sum())} of {n}",
+        "reached_treat": f"{int((~steps.treat.isna()).sum())} of {n}",
         "median_steps_base": float(np.nanmedian(steps.base)) if steps.base.notna().any() else math.nan,
-        "median_steps_sfli": float(np.nanmedian(steps.sfli)) if steps.sfli.notna().any() else math.nan,
+        "median_steps_treat": float(np.nanmedian(steps.treat)) if steps.treat.notna().any() else math.nan,
         "speedup_geomean": g.estimate, "speedup_ci_low": g.low, "speedup_ci_high": g.high,
         "speedup_median": m.estimate, "speedup_median_ci_low": m.low, "speedup_median_ci_high": m.high,
         "speedup_kind": bound, "censored_pairs": int(n - kinds.get("exact", 0)),
         "wall_speedup_geomean": geometric_mean_ci(wall).estimate if len(wall) else math.nan,
         "final_rel_l2_base": float(np.nanmedian(base[error_key])) if len(base) else math.nan,
-        "final_rel_l2_sfli": float(np.nanmedian(sfli[error_key])) if len(sfli) else math.nan,
+        "final_rel_l2_treat": float(np.nanmedian(treat[error_key])) if len(treat) else math.nan,
         "error_ratio_geomean": float(np.exp(np.mean(np.log(err[f"{error_key}_b"] / err[f"{error_key}_s"]))))
         if len(err) else math.nan,
         "initial_rank_base": float(np.nanmedian(base[rank_key])) if rank_key in base else math.nan,
-        "initial_rank_sfli": float(np.nanmedian(sfli[rank_key])) if rank_key in sfli else math.nan,
+        "initial_rank_treat": float(np.nanmedian(treat[rank_key])) if rank_key in treat else math.nan,
         "wilcoxon_p": wilcoxon_log_error(err[f"{error_key}_b"], err[f"{error_key}_s"]),
     }

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 
 from sfli_core import keys
-from sfli_core.activations import MULTIPLICITY
+from sfli_core.activations import ACTIVATIONS
+from sfli_core.registry import RegistryError
 
 from .speedup import compare_arms
 
@@ -17,19 +18,19 @@ GROUP = ["study", "variant", "task", "arch"]
 
 
 def speedup_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """science.md §6 per study × grid point × task × architecture × target τ × (baseline arm, SFLI arm).
-    SFLI arms are those whose initialisation is ``sfli``; every other arm is a baseline."""
+    """docs/science.md §6 per study × grid point × task × architecture × target τ × (baseline arm, treatment
+    arm). An arm's side is its initialisation's recorded role (``comparison``: SFLI is a treatment)."""
     rows = []
     for group, g in runs.groupby(GROUP, dropna=False, sort=True):
-        sfli_arms = sorted(g.loc[g["init"] == "sfli", "arm"].unique())
-        base_arms = sorted(g.loc[g["init"] != "sfli", "arm"].unique())
+        treat_arms = sorted(g.loc[g["comparison"] == "treatment", "arm"].unique())
+        base_arms = sorted(g.loc[g["comparison"] != "treatment", "arm"].unique())
         first = g.iloc[0]
-        rank_key = f"initial/{keys.rank_key(first['headline'], first['depth'])}"
+        rank_key = f"initial/{keys.rank_key(first['headline'], first['hidden_layers'])}"
         for tau in first["thresholds"]:
             for b in base_arms:
-                for s in sfli_arms:
+                for s in treat_arms:
                     row = dict(zip(GROUP, group))
-                    row.update(tau=tau, metric=first["metric"], baseline=b, sfli=s)
+                    row.update(tau=tau, metric=first["metric"], baseline=b, treatment=s)
                     cols = (keys.steps_to(tau), keys.seconds_to(tau), f"final/{keys.EVAL_REL_L2}", rank_key)
                     row.update(compare_arms(_arm(g, b, cols), _arm(g, s, cols), *cols))
                     rows.append(row)
@@ -52,7 +53,7 @@ def layerwise_table(runs: pd.DataFrame) -> pd.DataFrame:
         first = g.iloc[0]
         for when in ("initial", "final"):
             ranks = [float(np.nanmedian(g[c])) if (c := f"{when}/{keys.rank_key(first['headline'], l)}") in g
-                     else math.nan for l in range(1, first["depth"] + 1)]
+                     else math.nan for l in range(1, first["hidden_layers"] + 1)]
             rows.append({"study": study, "variant": variant, "task": task, "arch": arch, "arm": arm, "when": when,
                          "ranks_by_layer": " → ".join("-" if math.isnan(r) else f"{r:g}" for r in ranks),
                          "grows": bool(all(b >= a for a, b in zip(ranks, ranks[1:])))})
@@ -66,26 +67,28 @@ def condensation_table(runs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     small = runs[runs["init"] == "small_gaussian"]
     for (study, variant, task, arm), g in small.groupby(["study", "variant", "task", "arm"], sort=True):
-        acts = _layer_activations(g.iloc[0]["activation"], int(g.iloc[0]["depth"]))
+        activation = g.iloc[0]["activation"]
         for col in sorted(cols, key=lambda c: int(c.split("/")[1].removeprefix("layer"))):
             if g[col].isna().all():
                 continue
             layer = int(col.split("/")[1].removeprefix("layer"))
-            p = MULTIPLICITY.get(acts[layer - 1])
+            act = activation if isinstance(activation, str) else activation[layer - 1]
+            p = _multiplicity(act)
             lines = g[col.replace("orientations", "lines")]
             rows.append({"study": study, "variant": variant, "task": task, "arm": arm, "layer": layer,
-                         "activation": acts[layer - 1], "p": p, "2p": 2 * p if p else None,
+                         "activation": act, "p": p, "2p": 2 * p if p else None,
                          "orientations_median": float(g[col].median()), "orientations_max": int(g[col].max()),
                          "lines_median": float(lines.median()), "seeds": len(g),
                          "within_2p": bool(p and g[col].max() <= 2 * p)})
     return pd.DataFrame(rows)
 
 
-def _layer_activations(value: str, depth: int) -> list[str]:
-    """The params record a list of activations as its string; one name means every layer."""
-    if value.startswith("["):
-        return [a.strip(" '\"") for a in value.strip("[]").split(",")]
-    return [value] * depth
+def _multiplicity(activation: str) -> int | None:
+    """p of a registered activation; None where it is unknown here (a user's module this process lacks)."""
+    try:
+        return ACTIVATIONS.get(activation).multiplicity
+    except RegistryError:
+        return None
 
 
 def write(table: pd.DataFrame, out: Path, name: str) -> list[Path]:

@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 a run or study failed, 2 invalid input (configuration, 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from sfli_core.config import ConfigError
@@ -17,7 +18,7 @@ def _progress(total: int, headline: float):
     tty = sys.stdout.isatty()
 
     def show(record: dict, trainer) -> None:
-        ranks = [record.get(keys.rank_key(headline, l)) for l in range(1, trainer.cfg.model.depth + 1)]
+        ranks = [record.get(keys.rank_key(headline, l)) for l in range(1, trainer.n_layers + 1)]
         rank_text = "" if ranks[0] is None else f"  ε-rank {ranks}"
         line = (f"step {int(record[keys.STEP]):>6}/{total}  loss {record[keys.TRAIN_LOSS]:.3e}  "
                 f"rel_l2 {record[keys.EVAL_REL_L2]:.3e}{rank_text}  {record[keys.TIME_WALL]:.1f} s")
@@ -54,10 +55,16 @@ def cmd_validate(args) -> int:
               f"{cfg.train.steps} steps; searched: {knobs}")
     if study.grid:
         print(f"grid: {len(variants)} points: {', '.join(study.variant_id(v) for v in variants)}")
-    n_search = study.search.trials * len(variants) * sum(1 for a in study.arms.values() if a.search)
-    n_eval = len(study.arms) * len(variants) * len(study.evaluate.seeds)
-    print(f"{args.study}: valid. {n_search} search trials on seeds {study.search.seeds}, "
-          f"{n_eval} evaluate trials on seeds {study.evaluate.seeds}")
+    print(f"{args.study}: valid. {study.expected_trials('search')} search trials on seeds {study.search.seeds}, "
+          f"{study.expected_trials('evaluate')} evaluate trials on seeds {study.evaluate.seeds}")
+    return 0
+
+
+def cmd_list(args) -> int:
+    """What is registered: tasks, architectures, initialisations, activations."""
+    from sfli_core.catalogue import catalogue
+
+    print(catalogue())
     return 0
 
 
@@ -102,19 +109,16 @@ def cmd_trial(args) -> int:
     study = load_study(args.study, smoke=args.smoke)
     if args.arm not in study.arms:
         raise ConfigError(f"{args.study}: unknown arm '{args.arm}'; valid: {', '.join(study.arms)}")
-    from sfli_core.config import RunConfig, parse_override, set_path, validate
+    from sfli_core.config import RunConfig, apply_overrides, validate
 
     data = study.run_config(args.arm, seed=args.seed).model_dump(mode="json")
-    for text in args.set:
-        set_path(data, *parse_override(text))
-    cfg = validate(RunConfig, data, f"{args.study} arm {args.arm}")
+    cfg = validate(RunConfig, apply_overrides(data, args.set), f"{args.study} arm {args.arm}")
     trainer = Trainer(cfg, callback=_progress(cfg.train.steps, cfg.rank.headline))
     print(trainer.run().describe(cfg.rank.headline))
     return 0
 
 
 def cmd_ui(args) -> int:
-    import os
     import subprocess
 
     from .environment import quiet
@@ -163,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a field, e.g. --set train.lr=1e-3 (repeatable)")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("list", help="what is registered: tasks, architectures, initialisations, activations")
+    p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("validate", help="check a study file")
     p.add_argument("study")
@@ -214,6 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # like `python -m`: the user's modules in the current folder import
     try:
         return args.func(args)
     except ConfigError as err:

@@ -10,13 +10,15 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
-from .study import Study
-from .trial import TrialContext, run_trial
+from sfli_core import record
+
+from .study import Cell, Study
+from .trial import COMPLETE, TrialContext, run_trial
 
 
-def search_space(study: Study, arm: str, variant: int) -> dict[str, Any]:
-    space: dict[str, Any] = {"arm": arm, "variant": variant}
-    for path, d in study.arms[arm].search.items():
+def search_space(study: Study, cell: Cell) -> dict[str, Any]:
+    space: dict[str, Any] = {"arm": cell.arm, "variant": cell.variant}
+    for path, d in study.arms[cell.arm].search.items():
         if d.type == "log_uniform":
             space[path] = tune.loguniform(d.low, d.high)
         elif d.type == "uniform":
@@ -44,26 +46,26 @@ class Progress(tune.Callback):
     def show(self, trials: list[Trial]) -> None:
         self.last = time.time()
         states = [t.status for t in trials]
-        finals = [t.last_result.get("objective") for t in trials
-                  if t.status == Trial.TERMINATED and t.last_result.get("complete")]
+        finals = [t.last_result.get(record.OBJECTIVE) for t in trials
+                  if t.status == Trial.TERMINATED and t.last_result.get(COMPLETE)]
         best = f"{min(finals):.4g}" if finals else "-"
         print(f"[{self.label}] done {states.count(Trial.TERMINATED)}  running {states.count(Trial.RUNNING)}  "
               f"pending {states.count(Trial.PENDING)}  errored {states.count(Trial.ERROR)}  best objective {best}  "
               f"elapsed {time.time() - self.t0:.0f} s", flush=True)
 
 
-def run_phase(state, study: Study, phase: str, arm: str | None, variant: int | None, t0: float) -> dict[str, Any]:
-    """Run (or restore and finish) the phase's Tune experiment. Search: returns the best knobs of ``arm`` at
-    grid point ``variant``."""
+def run_phase(state, study: Study, phase: str, cell: Cell | None, t0: float,
+              python_path: list[str]) -> dict[str, Any]:
+    """Run (or restore and finish) the phase's Tune experiment. Search: returns the best knobs of ``cell``.
+    ``python_path``: folders the trials put on their ``sys.path`` (empty when the modules are shipped)."""
     context = TrialContext(study=study, phase=phase, tracking_uri=state.tracking_uri,
                            experiment_id=state.experiment_id, parent_run_id=state.parents[phase],
-                           git_revision=state.git_revision, chosen=dict(state.chosen))
+                           git_revision=state.git_revision, chosen=dict(state.chosen), python_path=python_path)
     trainable = tune.with_resources(tune.with_parameters(run_trial, context=context),
                                     {"cpu": study.resources.cpus, "gpu": study.resources.gpus})
-    where = f"{arm}-{Study.variant_id(study.variants()[variant])}" if phase == "search" else ""
-    name = f"{study.name}-search-{where}" if phase == "search" else f"{study.name}-evaluate"
+    name = f"{study.name}-search-{cell.slug}" if phase == "search" else f"{study.name}-evaluate"
     path = f"{state.storage.rstrip('/')}/{name}"  # a local folder or a bucket URI (s3://…, gs://…)
-    label = f"search {where}" if phase == "search" else phase
+    label = f"search {cell.slug}" if phase == "search" else phase
     run_config = tune.RunConfig(
         name=name, storage_path=state.storage, verbose=0, callbacks=[Progress(label, t0)],
         failure_config=tune.FailureConfig(max_failures=study.retries),
@@ -79,7 +81,7 @@ def run_phase(state, study: Study, phase: str, arm: str | None, variant: int | N
             scheduler = ASHAScheduler(metric="train/loss", mode="min", time_attr="training_iteration",
                                       grace_period=study.search.asha.grace_period,
                                       reduction_factor=study.search.asha.reduction_factor)
-        tuner = tune.Tuner(trainable, param_space=search_space(study, arm, variant), run_config=run_config,
+        tuner = tune.Tuner(trainable, param_space=search_space(study, cell), run_config=run_config,
                            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
                                                        num_samples=study.search.trials, reuse_actors=True))
     else:
@@ -91,10 +93,10 @@ def run_phase(state, study: Study, phase: str, arm: str | None, variant: int | N
     results = tuner.fit()
     if phase != "search":
         return {}
-    finished = [r for r in results if r.metrics and r.metrics.get("complete")]
+    finished = [r for r in results if r.metrics and r.metrics.get(COMPLETE)]
     if not finished:
-        raise RuntimeError(f"search of arm '{arm}': no trial finished; see {path}")
-    best = min(finished, key=lambda r: r.metrics["objective"])
+        raise RuntimeError(f"search of {cell.key}: no trial finished; see {path}")
+    best = min(finished, key=lambda r: r.metrics[record.OBJECTIVE])
     return {k: v for k, v in best.config.items() if k not in ("arm", "variant")}
 
 

@@ -28,7 +28,7 @@ def report(study: str | None, all_studies: bool = False, out: str | None = None,
         if result.speedup is not None and not result.speedup.empty else []
     for name in names:
         experiment = tracker.client.get_experiment_by_name(name)
-        parent = tracker.find_run(experiment.experiment_id, {"study": name, "phase": "evaluate", "role": "parent"})
+        parent = tracker.find_parent(experiment.experiment_id, name, "evaluate")
         if parent is not None:
             for path in result.files:
                 tracker.log_artifact(parent, path, "report")

@@ -10,18 +10,21 @@ not re-run, unfinished ones continue from their checkpoints).
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sfli_core import record
 from sfli_core.config import ConfigError
 
 from .environment import loopback_only, quiet
-from .study import Study, chosen_key, load_study
+from .study import Cell, Study, extend_python_path, load_study
 from .tracking import Tracker, runs_dir, tracking_uri
 
 
@@ -68,20 +71,39 @@ def git_revision() -> str:
         return "unknown"
 
 
-def connect_ray(address: str | None, num_cpus: int | None = None) -> bool:
-    """Connect to the cluster at ``address`` (or $RAY_ADDRESS), else start a local instance on 127.0.0.1.
-    Returns True when this call started Ray (and so should stop it)."""
+def cluster_address(address: str | None) -> str | None:
+    return address or os.environ.get("RAY_ADDRESS")
+
+
+def connect_ray(address: str | None, num_cpus: int | None = None, py_modules: list[str] = ()) -> bool:
+    """Connect to the cluster at ``address`` (or $RAY_ADDRESS), shipping ``py_modules`` (the user's modules)
+    to its workers with Ray's runtime environment; else start a local instance on 127.0.0.1. Returns True when
+    this call started Ray (and so should stop it)."""
     import ray
 
     if ray.is_initialized():
         return False
-    address = address or os.environ.get("RAY_ADDRESS")
+    address = cluster_address(address)
     if address:
-        ray.init(address=address, log_to_driver=False)
+        ray.init(address=address, log_to_driver=False,
+                 runtime_env={"py_modules": list(py_modules)} if py_modules else None)
     else:
         loopback_only()
         ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
     return True
+
+
+def shipped_modules(study: Study) -> list[str]:
+    """The files or package folders of the user modules the study names by import path that live in one of
+    its ``python_path`` folders (installed packages are the cluster image's business)."""
+    folders = [Path(f) for f in study.python_path]
+    found = set()
+    for path in study.import_paths():
+        module = importlib.import_module(path.partition(":")[0].split(".")[0])
+        location = Path(module.__path__[0] if hasattr(module, "__path__") else module.__file__).resolve()
+        if any(location.is_relative_to(f) for f in folders):
+            found.add(str(location))
+    return sorted(found)
 
 
 def start_study(path: str, smoke: bool = False, overrides: list[str] = (), address: str | None = None,
@@ -102,8 +124,7 @@ def start_study(path: str, smoke: bool = False, overrides: list[str] = (), addre
     state = StudyState(name=study.name, study=study.model_dump(mode="json"), tracking_uri=uri,
                        storage=storage or str(folder / "ray"), address=address, experiment_id=experiment_id,
                        git_revision=git_revision(),
-                       chosen={chosen_key(arm, v): {} for arm, a in study.arms.items() if not a.search
-                               for v in study.variants()})
+                       chosen={cell.key: {} for cell in study.cells(searched=False)})
     state.save(folder)
     return _drive(state, folder, num_cpus)
 
@@ -123,26 +144,28 @@ def _drive(state: StudyState, folder: Path, num_cpus: int | None) -> StudyState:
 
     from .phases import run_phase
 
+    extend_python_path(state.study.get("python_path", []))  # the user's modules, before names are resolved
     study = Study.model_validate(state.study)
-    started = connect_ray(state.address, num_cpus)
+    # on a cluster the user's modules travel with the job (Ray's py_modules); locally they are on this disk
+    shipped = shipped_modules(study) if cluster_address(state.address) else []
+    started = connect_ray(state.address, num_cpus, shipped)
     t0 = time.time()
     try:
         tracker = Tracker(state.tracking_uri)
-        for phase, arm, variant in planned_phases(study):
-            key = "evaluate" if phase == "evaluate" else f"search-{chosen_key(arm, study.variants()[variant])}"
+        for phase, cell in planned_phases(study):
+            key = "evaluate" if phase == "evaluate" else f"search-{cell.key}"
             if key in state.done:
                 continue
             state.parents.setdefault(phase, tracker.parent_run(state.experiment_id, study.name, phase))
             state.save(folder)
-            best = run_phase(state, study, phase, arm, variant, t0)
+            best = run_phase(state, study, phase, cell, t0, [] if shipped else study.python_path)
             if phase == "search":
-                where = chosen_key(arm, study.variants()[variant])
-                state.chosen[where] = best
-                tracker.log_new_params(state.parents[phase], {f"best.{where}.{k}": v for k, v in best.items()})
+                state.chosen[cell.key] = best
+                tracker.log_new_params(state.parents[phase], {f"best.{cell.key}.{k}": v for k, v in best.items()})
             state.done.append(key)
             state.save(folder)
         for parent in state.parents.values():
-            tracker.finish(parent, "finished")
+            tracker.finish(parent, record.Status.FINISHED)
         state.status = "finished"
         state.save(folder)
     finally:
@@ -154,32 +177,28 @@ def _drive(state: StudyState, folder: Path, num_cpus: int | None) -> StudyState:
     return state
 
 
-def planned_phases(study: Study) -> list[tuple[str, str | None, int | None]]:
-    """(phase, arm, grid-point index): one search per searched arm and grid point, then one evaluation."""
-    searches = [("search", arm, i) for arm, a in study.arms.items() if a.search for i in range(len(study.variants()))]
-    return searches + [("evaluate", None, None)]
+def planned_phases(study: Study) -> list[tuple[str, Cell | None]]:
+    """(phase, cell): one search per searched cell (arm × grid point), then one evaluation of every cell."""
+    return [("search", cell) for cell in study.cells(searched=True)] + [("evaluate", None)]
 
 
 def study_status(name: str, runs: str | None = None) -> str:
     """Phases done, and the child runs per phase and sfli status, read from MLflow."""
     folder = runs_dir(runs)
     state = StudyState.load(folder, name)
+    extend_python_path(state.study.get("python_path", []))
     study = Study.model_validate(state.study)
     tracker = Tracker(state.tracking_uri)
-    runs_found = tracker.client.search_runs([state.experiment_id], filter_string="tags.role = 'trial'",
-                                            max_results=10000)
+    runs_found = tracker.client.search_runs(
+        [state.experiment_id], filter_string=f"tags.{record.ROLE} = '{record.ROLE_TRIAL}'", max_results=10000)
     lines = [f"study {name}: {state.status}; phases done: {', '.join(state.done) or 'none'}",
              f"tracking: {state.tracking_uri} (experiment {state.experiment_id})"]
-    for phase, arm, variant in planned_phases(study):
-        vid = Study.variant_id(study.variants()[variant]) if variant is not None else None
+    for phase, cell in planned_phases(study):
         mine = [r for r in runs_found if r.data.tags.get("phase") == phase
-                and (arm is None or (r.data.tags.get("arm") == arm and r.data.tags.get("variant") == vid))]
-        counts: dict[str, int] = {}
-        for r in mine:
-            counts[r.data.tags.get("status", "?")] = counts.get(r.data.tags.get("status", "?"), 0) + 1
-        label = f"{phase} {chosen_key(arm, study.variants()[variant])}" if arm else phase
-        expected = study.search.trials if phase == "search" else (
-            len(study.arms) * len(study.variants()) * len(study.evaluate.seeds))
+                and (cell is None or (r.data.tags.get("arm") == cell.arm and r.data.tags.get("variant") == cell.vid))]
+        counts = Counter(r.data.tags.get(record.STATUS, "?") for r in mine)
+        label = f"{phase} {cell.key}" if cell else phase
+        expected = study.search.trials if cell else study.expected_trials("evaluate")
         lines.append(f"  {label}: {len(mine)}/{expected} runs " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     for arm, knobs in state.chosen.items():
         lines.append(f"  chosen {arm}: {knobs or '(fixed)'}")

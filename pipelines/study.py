@@ -5,17 +5,19 @@ an optional ``grid`` of dotted config paths → values whose product gives the s
 tasks × architectures × widths), a set of ``arms`` that override it (at least the initialisation) and may
 declare a search space over dotted config paths, a ``search`` block (objective, trials, Optuna sampler and
 seed, search seeds, optional ASHA), fresh ``evaluate`` seeds, per-trial ``resources``, ``retries`` and a
-``smoke`` profile: a partial study deep-merged over the file by ``--smoke`` (tiny budgets, same shape).
+``smoke`` profile: a partial study deep-merged over the file by ``--smoke`` (tiny budgets, same shape), and
+a ``python_path``: folders (relative to the study file) that hold the user's own tasks, architectures and
+initialisations named by import path (``my_pkg.pdes:Burgers1D``).
 
-Objective values (minimised): ``target/steps_to_<τ>`` (a censored run counts as 2 × the step budget),
-``final/train/loss`` or ``final/eval/rel_l2`` (log10 of the value); averaged over the search seeds; a
-diverged or failed run gives the worst value (1e12).
+The unit of work is a :class:`Cell`: one arm at one grid point. A search tunes a cell's knobs; the evaluation
+runs every cell on every evaluation seed, paired by seed. The search objective is :mod:`pipelines.objective`.
 """
 
 from __future__ import annotations
 
 import copy
-import re
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,15 +28,14 @@ from sfli_core.config import (
     ConfigError,
     RunConfig,
     Strict,
+    apply_overrides,
     format_validation_error,
     load_yaml,
-    parse_override,
     set_path,
 )
+from sfli_core.registry import is_import_path
 
-OBJECTIVE_PATTERN = re.compile(r"^(target/steps_to_.+|final/train/loss|final/eval/rel_l2)$")
-CENSORED_FACTOR = 2.0
-WORST = 1e12
+from .objective import OBJECTIVE_PATTERN
 
 
 class Distribution(Strict):
@@ -112,6 +113,7 @@ class Study(Strict):
     resources: Resources = Field(default_factory=Resources)
     retries: NonNegativeInt = 2
     checkpoint_every: PositiveInt = 5  # logging steps between trial checkpoints
+    python_path: list[str] = Field(default_factory=list)  # absolute once loaded (see load_study)
     smoke: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -153,6 +155,39 @@ class Study(Strict):
         """A short readable name of a grid point: its values joined, e.g. 'poisson2d-mlp-64' ('base' if none)."""
         return "-".join(str(v) for v in variant.values()) or "base"
 
+    def cell(self, arm: str, variant: int) -> Cell:
+        return Cell(arm, variant, self.variant_id(self.variants()[variant]))
+
+    def cells(self, searched: bool | None = None) -> list[Cell]:
+        """Every (arm, grid point), arms in file order, grid points in grid order; ``searched`` selects the
+        arms with (True) or without (False) a search space."""
+        return [self.cell(arm, i) for arm, a in self.arms.items() if searched is None or bool(a.search) == searched
+                for i in range(len(self.variants()))]
+
+    def expected_trials(self, phase: str) -> int:
+        """Trials of a phase: ``search.trials`` per searched cell; one per cell and evaluation seed."""
+        if phase == "search":
+            return self.search.trials * len(self.cells(searched=True))
+        return len(self.cells()) * len(self.evaluate.seeds)
+
+    def import_paths(self) -> list[str]:
+        """Every ``package.module:Name`` the study names (task, architecture, initialisation, activations),
+        in the base, the grid, the arms and the search choices."""
+        found: set[str] = set()
+
+        def walk(value: Any) -> None:
+            if isinstance(value, str) and is_import_path(value):
+                found.add(value)
+            elif isinstance(value, dict):
+                for v in value.values():
+                    walk(v)
+            elif isinstance(value, list):
+                for v in value:
+                    walk(v)
+
+        walk([self.base, self.grid, {k: a.model_dump() for k, a in self.arms.items()}])
+        return sorted(found)
+
     def run_config(self, arm: str, knobs: dict[str, Any] | None = None, seed: int | None = None,
                    where: str | None = None, variant: dict[str, Any] | None = None) -> RunConfig:
         """The resolved RunConfig of ``arm`` at grid point ``variant`` with searched ``knobs`` and ``seed``.
@@ -188,15 +223,42 @@ def load_study(path: str | Path, smoke: bool = False, overrides: list[str] = ())
         if not isinstance(profile, dict) or not profile:
             raise ConfigError(f"{path}: smoke: the study has no smoke profile")
         data = deep_merge(data, profile)
-    for text in overrides:
-        set_path(data, *parse_override(text))
+    apply_overrides(data, overrides)
+    folders = data.get("python_path", [])
+    if isinstance(folders, list) and all(isinstance(f, str) for f in folders):
+        data["python_path"] = [str((Path(path).parent / f).resolve()) for f in folders]
+        for folder in data["python_path"]:
+            if not Path(folder).is_dir():
+                raise ConfigError(f"{path}: python_path: no such folder {folder}")
+        extend_python_path(data["python_path"])  # user modules must import before names are resolved
     try:
         return Study.model_validate(data)
     except ValidationError as err:
         raise ConfigError(format_validation_error(err, str(path), Study)) from None
 
 
-def chosen_key(arm: str, variant: dict[str, Any]) -> str:
-    """Where an arm's chosen knobs are kept: per arm and grid point ('sfli' or 'sfli/poisson2d-mlp'); also part
-    of MLflow parameter names, which allow letters, digits, _ - . space : and /."""
-    return f"{arm}/{Study.variant_id(variant)}" if variant else arm
+def extend_python_path(folders: list[str]) -> None:
+    """Put the study's folders first on ``sys.path`` (in this process: the driver, or a trial on a worker)."""
+    for folder in reversed(folders):
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One arm at one grid point (``variant`` its index, ``vid`` its id, 'base' without a grid)."""
+
+    arm: str
+    variant: int
+    vid: str
+
+    @property
+    def key(self) -> str:
+        """Where the cell's chosen knobs are kept ('sfli' or 'sfli/poisson2d-mlp'); also part of MLflow parameter
+        names, which allow letters, digits, _ - . space : and /."""
+        return self.arm if self.vid == "base" else f"{self.arm}/{self.vid}"
+
+    @property
+    def slug(self) -> str:
+        """The cell in file and trial names ('sfli' or 'sfli-poisson2d-mlp')."""
+        return self.arm if self.vid == "base" else f"{self.arm}-{self.vid}"

@@ -18,11 +18,11 @@ from typing import Any
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
+from sfli_core import record
+from sfli_core.record import COMPLETE, RESUMED_FROM, TRIAL_STARTS, Status, TrialIdentity
+
 DEFAULT_RUNS_DIR = "sfli_runs"
 MAX_PARAM = 6000
-TRIAL_STARTS = "trial/starts"
-RESUMED_FROM = "trial/resumed_from_step"
-COMPLETE = ("finished", "diverged")
 
 
 def runs_dir(value: str | None = None) -> Path:
@@ -51,7 +51,7 @@ def _retry(fn):
 
 
 def _params(values: dict[str, Any]) -> list[Param]:
-    return [Param(k, str(v)[:MAX_PARAM]) for k, v in sorted(values.items())]
+    return [Param(k, record.encode(v)[:MAX_PARAM]) for k, v in sorted(values.items())]
 
 
 class Tracker:
@@ -74,29 +74,37 @@ class Tracker:
         runs = self.client.search_runs([experiment_id], filter_string=query, max_results=2)
         return runs[0].info.run_id if runs else None
 
+    @staticmethod
+    def _parent_tags(study: str, phase: str) -> dict[str, str]:
+        return {"study": study, "phase": phase, record.ROLE: record.ROLE_PARENT}
+
+    def find_parent(self, experiment_id: str, study: str, phase: str) -> str | None:
+        return self.find_run(experiment_id, self._parent_tags(study, phase))
+
     @_retry
     def parent_run(self, experiment_id: str, study: str, phase: str) -> str:
-        tags = {"study": study, "phase": phase, "role": "parent"}
-        run_id = self.find_run(experiment_id, tags)
+        """The phase's parent run, created on first use."""
+        run_id = self.find_parent(experiment_id, study, phase)
         if run_id is None:
-            run = self.client.create_run(experiment_id, run_name=f"{study}-{phase}", tags=tags)
+            run = self.client.create_run(experiment_id, run_name=f"{study}-{phase}",
+                                         tags=self._parent_tags(study, phase))
             run_id = run.info.run_id
         return run_id
 
     @_retry
-    def child_run(self, experiment_id: str, parent_id: str, trial_name: str, tags: dict[str, str],
+    def child_run(self, experiment_id: str, parent_id: str, trial_name: str, identity: TrialIdentity,
                   params: dict[str, Any]) -> tuple[str, bool]:
         """(run id, created?) of the trial's run; params are logged once, at creation. A run found
         complete (finished / diverged) is returned untouched."""
-        run_id = self.find_run(experiment_id, {"trial_id": tags["trial_id"], "phase": tags["phase"],
-                                               "study": tags["study"]})
+        run_id = self.find_run(experiment_id, {"trial_id": identity.trial_id, "phase": identity.phase,
+                                               "study": identity.study})
         if run_id is not None:
-            if self.client.get_run(run_id).data.tags.get("status") not in COMPLETE:
-                self.client.set_tag(run_id, "status", "running")
+            if self.client.get_run(run_id).data.tags.get(record.STATUS) not in COMPLETE:
+                self.client.set_tag(run_id, record.STATUS, Status.RUNNING)
             return run_id, False
         run = self.client.create_run(experiment_id, run_name=trial_name,
-                                     tags={**tags, "mlflow.parentRunId": parent_id, "role": "trial",
-                                           "status": "running"})
+                                     tags={**identity.tags(), record.PARENT_RUN: parent_id,
+                                           record.ROLE: record.ROLE_TRIAL, record.STATUS: Status.RUNNING})
         self.client.log_batch(run.info.run_id, params=_params(params))
         return run.info.run_id, True
 
@@ -117,8 +125,8 @@ class Tracker:
     def completed(self, run_id: str) -> dict[str, Any] | None:
         """The run's sfli status and final metrics if it already completed, else None."""
         run = self.client.get_run(run_id)
-        status = run.data.tags.get("status")
-        return {"status": status, **run.data.metrics} if status in COMPLETE else None
+        status = run.data.tags.get(record.STATUS)
+        return {record.STATUS: status, **run.data.metrics} if status in COMPLETE else None
 
     @_retry
     def count_starts(self, run_id: str) -> int:
@@ -139,10 +147,10 @@ class Tracker:
         self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
     @_retry
-    def finish(self, run_id: str, status: str) -> None:
-        """status: finished / diverged (FINISHED in MLflow) or failed (FAILED); the sfli status is a tag."""
-        self.set_tags(run_id, {"status": status})
-        self.client.set_terminated(run_id, "FAILED" if status == "failed" else "FINISHED")
+    def finish(self, run_id: str, status: Status) -> None:
+        """The sfli status is a tag; MLflow's own status is FAILED for a failed run, else FINISHED."""
+        self.set_tags(run_id, {record.STATUS: status})
+        self.client.set_terminated(run_id, "FAILED" if status == Status.FAILED else "FINISHED")
 
     @_retry
     def log_new_params(self, run_id: str, params: dict[str, Any]) -> None:

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import keys
-from .record import Status
 
 
 class TargetTracker:

@@ -23,7 +23,8 @@ def test_fmt_num():
     ({"task": {"name": "poisson2d", "params": {"aa": 1}}}, "params.aa: unknown key; valid keys: a, c"),
     ({"model": {"arch": "mlp", "params": {"rwf": True}}}, "model: params.rwf: unknown key; valid keys: residual"),
     ({"model": {"arch": "cnn"}}, "model.arch: unknown architecture 'cnn'; valid: mlp, modified_mlp, pirate"),
-    ({"init": {"name": "sfli", "params": {"exponent": 1}}}, "init: params.exponent: unknown key; valid keys: omega_max"),
+    ({"init": {"name": "sfli", "params": {"exponent": 1}}},
+     "init: params.exponent: unknown key; valid keys: omega_max"),
     ({"bogus": 1}, "bogus: unknown key; valid keys: task, model"),
 ])
 def test_bad_config_names_the_field_and_the_valid_choices(data, expected):

@@ -69,8 +69,8 @@ def test_sfli_raises_initial_eps_rank_tenfold_over_xavier(task):
 def test_sfli_on_every_architecture_raises_initial_rank(arch, extra):
     ranks = {}
     for init in ("xavier_normal", "sfli"):
-        cfg = RunConfig(task={"name": "fit1d_multiscale"}, model={"arch": arch, "width": 64, "depth": 2, "params": extra},
-                        init={"name": init}, train={"steps": 0})
+        cfg = RunConfig(task={"name": "fit1d_multiscale"}, init={"name": init}, train={"steps": 0},
+                        model={"arch": arch, "width": 64, "depth": 2, "params": extra})
         ranks[init] = Trainer(cfg).run().summary()["initial/rank/eps1e-3/layer2"]
     assert ranks["sfli"] >= 3 * ranks["xavier_normal"], ranks
 
@@ -91,7 +91,8 @@ def test_initialisation_is_a_function_of_the_seed():
 
 def test_small_gaussian_has_the_stated_sigma():
     model = build_model(ModelConfig(width=400, depth=1), 1, 1)
-    info = apply_init(model, InitConfig(name="small_gaussian", scale=2.0, params={"exponent": 1.5}), Box((0.0,), (1.0,)), 0)
+    cfg = InitConfig(name="small_gaussian", scale=2.0, params={"exponent": 1.5})
+    info = apply_init(model, cfg, Box((0.0,), (1.0,)), 0)
     sigma = 2.0 * 400 ** -1.5
     assert math.isclose(info["sigma"], sigma)
     w = model.hidden[0].weight.detach()

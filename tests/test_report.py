@@ -21,12 +21,14 @@ def make_store(tmp_path) -> tuple[str, str]:
     parent = client.create_run(exp, tags={"study": "toy", "phase": "evaluate", "role": "parent"}).info.run_id
     # xavier reaches 1e-2 at step 400 (seeds 0-2) and never on seed 3; sfli always at 100: speed-up 4, and a
     # lower bound of 400/100 = 4 for the censored seed
-    for arm, init, reach, rank, err in (("xavier", "xavier_normal", 400, 1, 0.3), ("sfli", "sfli", 100, 30, 0.03)):
+    for arm, init, role, reach, rank, err in (("xavier", "xavier_normal", "baseline", 400, 1, 0.3),
+                                              ("sfli", "sfli", "treatment", 100, 30, 0.03)):
         for seed in range(4):
             tags = {"study": "toy", "phase": "evaluate", "arm": arm, "variant": "base", "task": "fit1d_multiscale",
-                    "arch": "mlp", "init": init, "status": "finished", "role": "trial", "mlflow.parentRunId": parent}
+                    "arch": "mlp", "init": init, "comparison": role, "status": "finished", "role": "trial",
+                    "mlflow.parentRunId": parent}
             run_id = client.create_run(exp, tags=tags).info.run_id
-            params = {"seed": seed, "train.steps": 400, "model.depth": 2, "model.width": 32,
+            params = {"seed": seed, "train.steps": 400, "model.depth": 2, "meta.hidden_layers": 2, "model.width": 32,
                       "model.activation": "tanh", "rank.headline": 0.001, "targets.metric": "train/loss",
                       "targets.thresholds": json.dumps([0.01])}
             metrics = [Metric("final/eval/rel_l2", err * (1 + 0.1 * seed), 0, 400),
@@ -55,13 +57,13 @@ def test_report_tables_and_figures(tmp_path):
     out = tmp_path / "report"
     result = build_report(uri, ["toy"], out)
     row = result.speedup.iloc[0]
-    assert (row["baseline"], row["sfli"], row["tau"]) == ("xavier", "sfli", 0.01)
-    assert row["reached_base"] == "3 of 4" and row["reached_sfli"] == "4 of 4"
+    assert (row["baseline"], row["treatment"], row["tau"]) == ("xavier", "sfli", 0.01)
+    assert row["reached_base"] == "3 of 4" and row["reached_treat"] == "4 of 4"
     assert row["speedup_geomean"] == pytest.approx(4.0) and row["speedup_kind"] == "lower bound"
     assert row["censored_pairs"] == 1
-    assert row["median_steps_base"] == 400 and row["median_steps_sfli"] == 100
-    assert (row["initial_rank_base"], row["initial_rank_sfli"]) == (1, 30)
-    assert row["final_rel_l2_sfli"] < row["final_rel_l2_base"]
+    assert row["median_steps_base"] == 400 and row["median_steps_treat"] == 100
+    assert (row["initial_rank_base"], row["initial_rank_treat"]) == (1, 30)
+    assert row["final_rel_l2_treat"] < row["final_rel_l2_base"]
     for name in ("speedup.md", "speedup.csv", "speedup.tex", "layerwise.csv", "staircase.csv", "report.md",
                  "speedup_forest.png", "staircase_toy_fit1d_multiscale_mlp.png",
                  "initial_rank_toy_fit1d_multiscale_mlp.png", "spectra_toy_fit1d_multiscale_mlp.png"):

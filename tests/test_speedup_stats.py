@@ -38,7 +38,7 @@ def test_censored_pairs_are_bounds_and_counted_never_dropped():
     assert pairs.loc[3, "kind"] == "upper" and pairs.loc[3, "ratio"] == 0.2  # steps_base / budget
     row = compare_arms(base, sfli, STEPS, SECS, ERR, RANK)
     assert row["pairs"] == 4 and row["censored_pairs"] == 3
-    assert row["reached_base"] == "2 of 4" and row["reached_sfli"] == "2 of 4"
+    assert row["reached_base"] == "2 of 4" and row["reached_treat"] == "2 of 4"
     assert row["speedup_kind"] == "mixed bounds"
     assert row["speedup_geomean"] == pytest.approx((2.0 * 10.0 * 0.2) ** (1 / 3))
     only_lower = compare_arms(arm([0, 1], [100, np.nan]), arm([0, 1], [50, 100]), STEPS, SECS, ERR, RANK)

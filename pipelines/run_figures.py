@@ -1,4 +1,5 @@
-"""Figures of one run: the staircase plot (loss and ε-rank against step) and the condensation heat map."""
+"""Figures a trial logs as artifacts of its own run, while it trains: the staircase plot (loss and ε-rank
+against step) and the condensation heat map. (``analysis`` draws figures from recorded runs only.)"""
 
 from __future__ import annotations
 
