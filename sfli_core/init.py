@@ -18,6 +18,7 @@ under ``sfli.inits``; :func:`fill_dense` and :func:`stream` are the building blo
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -55,7 +56,12 @@ class Initialisation:
 def _adapt(obj: object) -> Initialisation:
     if isinstance(obj, Initialisation):
         return obj
-    if callable(obj):
+    if callable(obj) and not isinstance(obj, type):
+        try:
+            inspect.signature(obj).bind(None, None, 0, 1.0, None)
+        except TypeError:
+            raise TypeError("an initialisation is called as apply(model, box, seed, scale, params); "
+                            f"{getattr(obj, '__name__', obj)} does not take these arguments") from None
         role = getattr(obj, "role", "baseline")
         if role not in ("baseline", "treatment"):
             raise TypeError(f"role must be 'baseline' or 'treatment', got {role!r}")

@@ -60,7 +60,7 @@ class Registry(Generic[T]):
     def __init__(self, kind: str, group: str, adapt: Callable[[object], T]):
         self.kind, self.group, self._adapt = kind, group, adapt
         self._entries: dict[str, T] = {}
-        self._imported: dict[str, T] = {}
+        self._loaded: dict[str, T] = {}  # import paths and entry points resolved so far
         self._plugins: dict[str, EntryPoint] | None = None
 
     def register(self, name: str, obj: object | None = None):
@@ -81,10 +81,11 @@ class Registry(Generic[T]):
     def get(self, name: str) -> T:
         if name in self._entries:
             return self._entries[name]
+        if name in self._loaded:
+            return self._loaded[name]
         if is_import_path(name):
-            if name not in self._imported:
-                self._imported[name] = self._checked(name, import_object(name, self.kind))
-            return self._imported[name]
+            self._loaded[name] = self._checked(name, import_object(name, self.kind))
+            return self._loaded[name]
         plugin = self._entry_points().get(name)
         if plugin is None:
             raise RegistryError(f"unknown {self.kind} '{name}'; valid: {', '.join(self.names())} ({IMPORT_PATH_HINT})")
@@ -93,8 +94,8 @@ class Registry(Generic[T]):
         except Exception as err:  # a broken plug-in must not read as "unknown name"
             raise RegistryError(f"{self.kind} '{name}' (entry point {plugin.value} of group '{self.group}'): "
                                 f"cannot load: {err}") from None
-        self._entries[name] = self._checked(name, loaded)
-        return self._entries[name]
+        self._loaded[name] = self._checked(name, loaded)
+        return self._loaded[name]
 
     def items(self) -> Iterator[tuple[str, T]]:
         for name in self.names():
@@ -121,5 +122,7 @@ class Registry(Generic[T]):
         return self._plugins
 
     def refresh(self) -> None:
-        """Forget the entry points seen so far (after installing a plug-in in a running process)."""
+        """Forget the entry points and import paths resolved so far (e.g. after installing a plug-in in a
+        running process); registered entries stay."""
         self._plugins = None
+        self._loaded.clear()

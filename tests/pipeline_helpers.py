@@ -54,9 +54,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def sfli_cli(*args: str, timeout: float = 600, **kw) -> subprocess.CompletedProcess:
+def sfli_cli(*args: str, timeout: float = 600, cwd: Path = ROOT, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], capture_output=True, text=True,
-                          cwd=ROOT, timeout=timeout, **kw)
+                          cwd=cwd, timeout=timeout, **kw)
 
 
 def stop_group(proc: subprocess.Popen, sig: int = signal.SIGTERM, wait: float = 20) -> None:

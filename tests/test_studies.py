@@ -41,7 +41,7 @@ def test_quickstart_smoke_runs_end_to_end_and_prints_the_table(tmp_path):
                     "--num-cpus", "2", timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = proc.stdout
-    assert "[search sfli-base] done" in out and "[evaluate] done" in out  # progress a person can follow
+    assert "[search sfli] done" in out and "[evaluate] done" in out  # progress a person can follow
     assert "## Paired speed-up" in out
     assert "| quickstart | base | fit1d_multiscale | mlp | 0.01 | xavier | sfli |" in out
     assert (tmp_path / "runs" / "reports" / "quickstart" / "speedup.csv").exists()
