@@ -1,4 +1,4 @@
-"""Condensation analysis of a layer's input weights (condensation paper; science.md §4).
+"""Condensation analysis of a layer's input weights (condensation paper; docs/science.md §4).
 
 The input weight of hidden neuron j is u_j = (w_j, b_j) ∈ R^{d+1} (incoming weights and bias).
 D(u, v) = uᵀv / (‖u‖‖v‖). Orientations are clusters of the normalised input weights (u and −u are

@@ -40,7 +40,7 @@ class Box:
         return torch.stack([m.reshape(-1) for m in mesh], dim=-1)
 
     def evaluation_set(self, n_min: int, seed: int = 0, dtype=torch.float64) -> torch.Tensor:
-        """The fixed set X on which the Gram matrix is discretised (science.md §1): a uniform grid with at
+        """The fixed set X on which the Gram matrix is discretised (docs/science.md §1): a uniform grid with at
         least ``n_min`` points in 1-D and 2-D, a seeded scrambled Sobol sample of ``n_min`` points above."""
         if self.dim <= 2:
             return self.grid(math.ceil(n_min ** (1 / self.dim)), dtype=dtype)

@@ -185,7 +185,7 @@ class PirateNet(nn.Module):
 
     Embedding Φ(x): random Fourier features when ``fourier_features``, else a dense layer σ(W_e x + b_e)
     [our choice: the block stream needs an input of dimension ``width``; this dense embedding is the
-    "first block" of science.md §3 that reads x]. Gates U = σ(W_u e + b_u), V = σ(W_v e + b_v) read the
+    "first block" of docs/science.md §3 that reads x]. Gates U = σ(W_u e + b_u), V = σ(W_v e + b_v) read the
     Fourier embedding e = Φ(x) when there is one, else x itself. Each block l:
 
         f = σ(W₁ x_l + b₁),  z₁ = f ⊙ U + (1 − f) ⊙ V,

@@ -1,4 +1,4 @@
-"""ε-rank of neuron functions (science.md §1).
+"""ε-rank of neuron functions (docs/science.md §1).
 
 For a layer with n neurons φ_1 … φ_n evaluated on N points x_k of the evaluation set X (uniform probability
 measure on Ω), Φ ∈ R^{N×n}, Φ_kj = φ_j(x_k), the Gram matrix is M = ΦᵀΦ / N and
@@ -6,7 +6,7 @@ measure on Ω), Φ ∈ R^{N×n}, Φ_kj = φ_j(x_k), the Gram matrix is M = Φᵀ
     ε-rank = #{ eigenvalues of M > ε }   (absolute threshold, as in the ε-rank paper).
 
 Eigenvalues are computed in float64: in float32, squaring the singular values squares the condition number
-and gives wrong ranks for ε ≤ 1e-3 (stack-notes.md). The constant function is not added to the set.
+and gives wrong ranks for ε ≤ 1e-3 (docs/science.md §1). The constant function is not added to the set.
 """
 
 from __future__ import annotations

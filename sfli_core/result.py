@@ -10,7 +10,7 @@ from . import keys
 
 
 class TargetTracker:
-    """First logged step (and training seconds) at which ``metric`` ≤ τ, per threshold τ (science.md §6)."""
+    """First logged step (and training seconds) at which ``metric`` ≤ τ, per threshold τ (docs/science.md §6)."""
 
     def __init__(self, metric: str, thresholds: list[float]):
         self.metric, self.thresholds = metric, list(thresholds)

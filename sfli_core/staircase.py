@@ -1,4 +1,4 @@
-"""Staircase statistics of a logged training series (science.md §2, our convention).
+"""Staircase statistics of a logged training series (docs/science.md §2, our convention).
 
 Input: logging steps s_i, training loss L_i and the ε-rank r_i of the last hidden layer at the headline ε.
   * rank step: r rises by ≥ 1 above the current level and stays there for ≥ 3 consecutive logging points;

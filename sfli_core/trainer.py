@@ -71,7 +71,7 @@ class Trainer:
         return {k: v.to(self.device) for k, v in batch.items()}
 
     def _rank_points(self, box: Box) -> torch.Tensor:
-        """Evaluation set for the Gram matrix: N ≥ 10·width points (science.md §1)."""
+        """Evaluation set for the Gram matrix: N ≥ 10·width points (docs/science.md §1)."""
         n_min = max(self.cfg.rank.n_points or 0, 10 * self.cfg.model.width)
         return box.evaluation_set(n_min, seed=self.cfg.seed).to(self.device, self.dtype)
 

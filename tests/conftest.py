@@ -1,6 +1,6 @@
 import os
 
-# Nothing a test starts may phone home or bind beyond loopback (stack-notes.md).
+# Nothing a test starts may phone home or bind beyond loopback (Ray binds the network address unless told).
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")

@@ -53,7 +53,7 @@ def test_fewer_points_than_neurons_uses_singular_values():
 
 def test_float32_features_are_ranked_in_float64():
     """The spectrum is taken in float64 whatever the feature dtype (float32 Gram eigenvalues are wrong
-    below ~1e-4 relative, see stack-notes.md)."""
+    below ~1e-4 relative, see docs/science.md §1)."""
     phi = legendre_features(8).to(torch.float32)
     lam = gram_spectrum(phi)
     assert lam.dtype == torch.float64

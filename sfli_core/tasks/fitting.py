@@ -1,4 +1,4 @@
-"""Function-fitting tasks (science.md §5)."""
+"""Function-fitting tasks (docs/science.md §5)."""
 
 from __future__ import annotations
 
