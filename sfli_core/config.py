@@ -8,7 +8,6 @@ every run (``train.lr``, ``init.scale`` …); the same dotted keys are what ``--
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
@@ -30,7 +29,7 @@ from .init import INITS
 from .models import MODELS
 from .params import params_of
 from .rank import DEFAULT_EPS, HEADLINE_EPS
-from .tasks import resolve_task
+from .tasks import task_class
 
 
 class YamlLoader(yaml.SafeLoader):
@@ -48,16 +47,17 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-def resolved_params(validate: Callable[[], BaseModel], valid: Callable[[], list[str]]) -> dict[str, Any]:
-    """The JSON form, defaults included, of an entry's typed ``params`` (what a run records); a validation
-    error becomes one message naming each ``params.<key>`` and, for an unknown key, the valid ones."""
+def resolved_params(declared: type[BaseModel], given: dict[str, Any]) -> dict[str, Any]:
+    """``given`` validated against an entry's ``Params`` model, in JSON form with the defaults (what a run
+    records); a validation error becomes one message naming each ``params.<key>`` and, for an unknown key,
+    the valid ones."""
     try:
-        return validate().model_dump(mode="json")
+        return declared.model_validate(given).model_dump(mode="json")
     except ValidationError as err:
+        valid = ", ".join(declared.model_fields) or "none"
         raise ValueError("; ".join(
             f"params.{'.'.join(map(str, e['loc']))}: "
-            + (f"unknown key; valid keys: {', '.join(valid()) or 'none'}" if e["type"] == "extra_forbidden"
-               else e["msg"])
+            + (f"unknown key; valid keys: {valid}" if e["type"] == "extra_forbidden" else e["msg"])
             for e in err.errors())) from None
 
 
@@ -69,9 +69,8 @@ class TaskConfig(Strict):
 
     @model_validator(mode="after")
     def _known(self):
-        cls, _ = resolve_task(self.name, {})  # unknown names fail here, with the valid list
-        self.__dict__["params"] = resolved_params(lambda: resolve_task(self.name, self.params)[1],
-                                                  lambda: list(params_of(cls).model_fields))
+        cls, params = task_class(self.name, self.params)  # unknown names fail here, with the valid list
+        self.__dict__["params"] = resolved_params(params_of(cls), params)
         return self
 
 
@@ -106,8 +105,7 @@ class ModelConfig(Strict):
             raise ValueError(f"a list of activations needs an architecture that takes one per layer (arch "
                              f"'{self.arch}' does{'' if per_layer else ' not'}) and one name per hidden layer "
                              f"(depth {self.depth})")
-        self.__dict__["params"] = resolved_params(lambda: params_of(arch).model_validate(self.params),
-                                                  lambda: list(params_of(arch).model_fields))
+        self.__dict__["params"] = resolved_params(params_of(arch), self.params)
         return self
 
 
@@ -129,9 +127,7 @@ class InitConfig(Strict):
 
     @model_validator(mode="after")
     def _params(self):
-        scheme = INITS.get(self.name)
-        self.__dict__["params"] = resolved_params(lambda: scheme.Params.model_validate(self.params),
-                                                  lambda: list(scheme.Params.model_fields))
+        self.__dict__["params"] = resolved_params(INITS.get(self.name).Params, self.params)
         return self
 
 

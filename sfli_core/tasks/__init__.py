@@ -45,8 +45,9 @@ TASKS.register("allen_cahn_d1e-4", Preset(AllenCahn, {"diffusion": 1e-4}))
 TASKS.register("advection1d_c30", Preset(Advection1D, {"speed": 30.0}))
 
 
-def resolve_task(name: str, params: dict[str, Any] | None = None) -> tuple[type[Task], Params]:
-    """Validate (name, params) into a task class and its typed parameters; errors name the valid choices."""
+def task_class(name: str, params: dict[str, Any] | None = None) -> tuple[type[Task], dict[str, Any]]:
+    """The task class a name stands for and its parameters with a preset's fixed ones merged in; unknown names
+    and contradictions of a preset fail with what is valid."""
     params = dict(params or {})
     entry = TASKS.get(name)
     if isinstance(entry, Preset):
@@ -54,9 +55,14 @@ def resolve_task(name: str, params: dict[str, Any] | None = None) -> tuple[type[
             if key in params and params[key] != value:
                 raise ValueError(f"task.params.{key}={params[key]!r} contradicts the preset '{name}' "
                                  f"({key}={value!r}); use task.name '{entry.family.family}' to set it")
-        params.update(entry.fixed)
-        entry = entry.family
-    return entry, params_of(entry)(**params)
+        return entry.family, {**params, **entry.fixed}
+    return entry, params
+
+
+def resolve_task(name: str, params: dict[str, Any] | None = None) -> tuple[type[Task], Params]:
+    """Validate (name, params) into a task class and its typed parameters."""
+    cls, merged = task_class(name, params)
+    return cls, params_of(cls).model_validate(merged)
 
 
 def build_task(name: str, params: dict[str, Any] | None = None) -> Task:
@@ -64,4 +70,4 @@ def build_task(name: str, params: dict[str, Any] | None = None) -> Task:
     return cls(typed)
 
 
-__all__ = ["TASKS", "FitTask", "PDETask", "Preset", "Task", "build_task", "resolve_task"]
+__all__ = ["TASKS", "FitTask", "PDETask", "Preset", "Task", "build_task", "resolve_task", "task_class"]
