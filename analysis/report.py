@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +34,7 @@ class Report:
     markdown: str
     files: list[Path] = field(default_factory=list)
     speedup: pd.DataFrame | None = None
+    executions: dict[str, int] = field(default_factory=dict)  # the execution reported, per study
 
 
 def _slug(*parts) -> str:
@@ -71,17 +73,22 @@ def staircase_table(curves: dict[tuple, dict[str, list[pd.DataFrame]]], budgets:
     return pd.DataFrame(rows)
 
 
-def build_report(uri: str, studies: list[str] | None, out: Path, with_figures: bool = True) -> Report:
-    runs = load_runs(uri, studies)
+def build_report(uri: str, studies: list[str] | None, out: Path, with_figures: bool = True,
+                 execution: int | None = None) -> Report:
+    runs = load_runs(uri, studies, execution=execution)
     label = ", ".join(studies) if studies else "all studies"
     if runs.empty:
-        raise ValueError(f"no evaluation runs recorded for {label} at {uri}")
+        which = f" (execution {execution})" if execution is not None else ""
+        raise ValueError(f"no evaluation runs recorded for {label}{which} at {uri}")
+    executions = {s: int(e) for s, e in runs.groupby("study")["execution"].first().items()}
     out.mkdir(parents=True, exist_ok=True)
     files: list[Path] = []
-    speed = speedup_table(runs)
+    with warnings.catch_warnings():  # a group whose runs all diverged has only NaN: shown as —, not warned
+        warnings.filterwarnings("ignore", "All-NaN slice|Mean of empty slice", RuntimeWarning)
+        speed = speedup_table(runs)
+        layers = layerwise_table(runs)
+        condensed = condensation_table(runs)
     speed = speed[[c for c in SPEEDUP_COLUMNS if c in speed.columns]] if not speed.empty else speed
-    layers = layerwise_table(runs)
-    condensed = condensation_table(runs)
     curves, budgets = {}, {}
     for group, g in runs.groupby(GROUP, dropna=False, sort=True):
         curves[group] = curves_of(uri, g)
@@ -113,8 +120,9 @@ def build_report(uri: str, studies: list[str] | None, out: Path, with_figures: b
 
     n_runs = len(runs)
     statuses = ", ".join(f"{k} {v}" for k, v in runs["status"].value_counts().items())
+    which = ", ".join(f"{s} execution {e}" for s, e in executions.items())
     md = [f"# sfli report: {label}", "",
-          f"{n_runs} evaluation runs ({statuses}); tracking store {uri}; files in {out}.", "",
+          f"{n_runs} evaluation runs ({statuses}) of {which}; tracking store {uri}; files in {out}.", "",
           "## Paired speed-up (steps to target; docs/science.md §6)", "",
           "Censored pairs count as bounds (`speedup_kind`), never dropped; `reached_*` is k of n paired seeds.",
           "", markdown(speed), "",
@@ -125,4 +133,4 @@ def build_report(uri: str, studies: list[str] | None, out: Path, with_figures: b
     text = "\n".join(md) + "\n"
     (out / "report.md").write_text(text)
     files.append(out / "report.md")
-    return Report(markdown=text, files=files, speedup=speed)
+    return Report(markdown=text, files=files, speedup=speed, executions=executions)

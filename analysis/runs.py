@@ -13,12 +13,13 @@ from sfli_core import record
 from sfli_core.record import TrialIdentity
 
 
-def load_runs(uri: str, studies: list[str] | None = None, phase: str = "evaluate") -> pd.DataFrame:
+def load_runs(uri: str, studies: list[str] | None = None, phase: str = "evaluate",
+              execution: int | None = None) -> pd.DataFrame:
     """Summary metrics and identity of every trial run of ``phase`` in the given studies (every study in the
     store when None), read through :mod:`sfli_core.record`. Columns: study, phase, arm, variant, task, arch,
     init, comparison, status, run_id, seed, budget, hidden_layers (measured), width, activation (a name or a
     list), headline, metric, thresholds, and one column per summary metric (NaN where a target was not
-    reached)."""
+    reached). ``execution``: the runs of that execution of each study; by default each study's latest."""
     client = MlflowClient(uri)
     experiments = client.search_experiments()
     if studies is not None:
@@ -40,7 +41,11 @@ def load_runs(uri: str, studies: list[str] | None = None, phase: str = "evaluate
                        thresholds=tuple(p["targets.thresholds"]))
             row.update(run.data.metrics)
             rows.append(row)
-    return pd.DataFrame(rows)
+    runs = pd.DataFrame(rows)
+    if runs.empty:
+        return runs
+    wanted = runs.groupby("study")["execution"].transform("max") if execution is None else execution
+    return runs[runs["execution"] == wanted].reset_index(drop=True)
 
 
 def history(uri: str, run_id: str, key: str) -> pd.Series:

@@ -77,11 +77,13 @@ def cmd_run(args) -> int:
 
 
 def _report_after(state, runs: str | None) -> int:
-    """A finished study ends with its report printed (and logged to its parent run)."""
+    """A finished study ends with its report printed (and logged to its parent run); an interrupted one exits
+    130 (as after Ctrl-C), a failed one 1."""
     from .reporting import report
+    from .state import FINISHED, INTERRUPTED
 
-    if state.status != "finished":
-        return 1
+    if state.status != FINISHED:
+        return 130 if state.status == INTERRUPTED else 1
     print("\n" + report(state.name, runs=runs, uri=state.tracking_uri).markdown)
     return 0
 
@@ -119,27 +121,18 @@ def cmd_trial(args) -> int:
 
 
 def cmd_ui(args) -> int:
-    import subprocess
-
-    from .environment import quiet
     from .tracking import runs_dir, tracking_uri
+    from .ui import serve_ui
 
-    quiet()
     folder = runs_dir(args.runs_dir)
-    uri = tracking_uri(args.tracking_uri, folder)
-    print(f"MLflow UI for {uri} on http://127.0.0.1:{args.port}", flush=True)
-    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1",
-           "--port", str(args.port), "--workers", "1"]
-    if uri.startswith("sqlite"):
-        cmd += ["--default-artifact-root", (folder / "artifacts").as_uri()]
-    return subprocess.call(cmd, env=os.environ.copy())
+    return serve_ui(tracking_uri(args.tracking_uri, folder), folder, args.port)
 
 
 def cmd_report(args) -> int:
     from .reporting import report
 
     print(report(args.study, all_studies=args.all, out=args.out, runs=args.runs_dir, uri=args.tracking_uri,
-                 with_figures=not args.no_figures).markdown)
+                 with_figures=not args.no_figures, execution=args.execution).markdown)
     return 0
 
 
@@ -209,6 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", default=None)
     p.add_argument("--tracking-uri", default=None)
     p.add_argument("--no-figures", action="store_true", help="tables only")
+    p.add_argument("--execution", type=int, default=None,
+                   help="which execution of the study (a finished study run again is a new one; default: latest)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("ui", help="the MLflow UI on the default store, bound to 127.0.0.1")

@@ -24,3 +24,4 @@ def loopback_only() -> None:
     """A local Ray instance binds and connects on 127.0.0.1 only: without this variable Ray binds the machine's
     network address even for a local instance. Never for a real cluster."""
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a loopback instance needs no token in ~/.ray

@@ -13,6 +13,7 @@ from ray.tune.search.optuna import OptunaSearch
 from sfli_core import record
 
 from .study import Cell, Study
+from .tracking import Tracker
 from .trial import COMPLETE, TrialContext, run_trial
 
 
@@ -60,10 +61,11 @@ def run_phase(state, study: Study, phase: str, cell: Cell | None, t0: float,
     ``python_path``: folders the trials put on their ``sys.path`` (empty when the modules are shipped)."""
     context = TrialContext(study=study, phase=phase, tracking_uri=state.tracking_uri,
                            experiment_id=state.experiment_id, parent_run_id=state.parents[phase],
-                           git_revision=state.git_revision, chosen=dict(state.chosen), python_path=python_path)
+                           git_revision=state.git_revision, chosen=dict(state.chosen), python_path=python_path,
+                           execution=state.execution)
     trainable = tune.with_resources(tune.with_parameters(run_trial, context=context),
                                     {"cpu": study.resources.cpus, "gpu": study.resources.gpus})
-    name = f"{study.name}-search-{cell.slug}" if phase == "search" else f"{study.name}-evaluate"
+    name = f"{study.name}-e{state.execution}-" + (f"search-{cell.slug}" if phase == "search" else "evaluate")
     path = f"{state.storage.rstrip('/')}/{name}"  # a local folder or a bucket URI (s3://…, gs://…)
     label = f"search {cell.slug}" if phase == "search" else phase
     run_config = tune.RunConfig(
@@ -91,6 +93,14 @@ def run_phase(state, study: Study, phase: str, cell: Cell | None, t0: float,
         tuner = tune.Tuner(trainable, param_space=space, run_config=run_config,
                            tune_config=tune.TuneConfig(reuse_actors=True))
     results = tuner.fit()
+    expected = study.search.trials if phase == "search" else study.expected_trials("evaluate")
+    if results.num_terminated < expected:  # Ctrl-C / SIGTERM (Tune stops gracefully), or failed trials
+        from .runner import PhaseIncomplete
+
+        raise PhaseIncomplete(label, results.num_terminated, expected, results.num_errors)
+    keep = {r.metrics.get("trial_id") for r in results if r.metrics}
+    Tracker(state.tracking_uri).discard_orphans(state.experiment_id, study.name, state.execution, phase,
+                                                cell.arm if cell else None, cell.vid if cell else None, keep)
     if phase != "search":
         return {}
     finished = [r for r in results if r.metrics and r.metrics.get(COMPLETE)]

@@ -1,65 +1,44 @@
-"""Running a study: search phase (Ray Tune + OptunaSearch per arm with a search space), then evaluate phase
-(every arm at its chosen configuration on the fresh evaluation seeds, paired by seed), all recorded in MLflow.
+"""Running a study: search phase (Ray Tune + OptunaSearch per searched cell), then evaluate phase (every cell
+at its chosen configuration on the fresh evaluation seeds, paired by seed), all recorded in MLflow.
 
-Where things live (``runs`` = the runs folder): ``runs/studies/<name>/state.json`` (what is needed to resume),
-``runs/ray/<name>-<phase>[-<arm>]`` (Tune experiments and trial checkpoints), ``runs/mlflow.db`` and
-``runs/artifacts`` (the default MLflow store). A study interrupted at any point is continued by
-``resume_study``: finished phases are skipped, a Tune experiment that exists is restored (finished trials are
-not re-run, unfinished ones continue from their checkpoints).
+Where things live (``runs`` = the runs folder): ``runs/studies/<name>/state.json`` (what is needed to resume,
+:mod:`pipelines.state`), ``runs/ray/<name>-e<execution>-<phase>[-<cell>]`` (Tune experiments and trial
+checkpoints), ``runs/mlflow.db`` and ``runs/artifacts`` (the default MLflow store).
+
+Life cycle: nothing is written before the study file, the cluster and the tracking server check out. A phase
+that ends with fewer trials done than planned (Ctrl-C, SIGTERM — turned into Tune's graceful stop — or
+failed trials) leaves the study ``interrupted`` (or ``failed``), its runs closed as ``stopped``, and exits
+non-zero; ``resume_study`` continues it (finished phases skipped, Tune experiments restored: finished trials
+are not re-run, unfinished ones continue from their checkpoints, runs of trials Tune no longer knows are
+discarded). A finished study started again is a new execution.
 """
 
 from __future__ import annotations
 
-import importlib
-import json
 import os
+import signal
 import subprocess
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from sfli_core import record
 from sfli_core.config import ConfigError
 
-from .environment import loopback_only, quiet
+from .environment import quiet
+from .ray_session import cluster_address, connect_ray, disconnect, remove_leftovers, shipped_modules
+from .reach import check_cluster, check_tracking
+from .state import FAILED, FINISHED, INTERRUPTED, RUNNING, StudyState, driver_alive, driver_lock, fingerprint
 from .study import Cell, Study, extend_python_path, load_study
-from .tracking import Tracker, runs_dir, tracking_uri
+from .tracking import Tracker, check_store, runs_dir, store_lock, tracking_uri
 
 
-@dataclass
-class StudyState:
-    name: str
-    study: dict[str, Any]
-    tracking_uri: str
-    storage: str
-    address: str | None
-    experiment_id: str
-    git_revision: str = "unknown"
-    parents: dict[str, str] = field(default_factory=dict)
-    chosen: dict[str, dict[str, Any]] = field(default_factory=dict)
-    done: list[str] = field(default_factory=list)
-    status: str = "running"
+class PhaseIncomplete(Exception):
+    """A phase's Tune experiment ended with trials not done (interrupted) or failed for good."""
 
-    @staticmethod
-    def path(runs: Path, name: str) -> Path:
-        return runs / "studies" / name / "state.json"
-
-    def save(self, runs: Path) -> None:
-        path = self.path(runs, self.name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.__dict__, indent=1))
-        tmp.replace(path)
-
-    @classmethod
-    def load(cls, runs: Path, name: str) -> StudyState:
-        path = cls.path(runs, name)
-        if not path.exists():
-            known = sorted(p.name for p in (runs / "studies").glob("*")) if (runs / "studies").exists() else []
-            raise ConfigError(f"no study '{name}' in {runs}; known: {', '.join(known) or 'none'}")
-        return cls(**json.loads(path.read_text()))
+    def __init__(self, label: str, done: int, expected: int, failed: int):
+        super().__init__(f"{label}: {done} of {expected} trials done" + (f", {failed} failed" if failed else ""))
+        self.failed = failed
 
 
 def git_revision() -> str:
@@ -71,62 +50,33 @@ def git_revision() -> str:
         return "unknown"
 
 
-def cluster_address(address: str | None) -> str | None:
-    return address or os.environ.get("RAY_ADDRESS")
-
-
-def connect_ray(address: str | None, num_cpus: int | None = None, py_modules: list[str] = ()) -> bool:
-    """Connect to the cluster at ``address`` (or $RAY_ADDRESS), shipping ``py_modules`` (the user's modules)
-    to its workers with Ray's runtime environment; else start a local instance on 127.0.0.1. Returns True when
-    this call started Ray (and so should stop it)."""
-    import ray
-
-    if ray.is_initialized():
-        return False
-    address = cluster_address(address)
-    if address:
-        ray.init(address=address, log_to_driver=False,
-                 runtime_env={"py_modules": list(py_modules)} if py_modules else None)
-    else:
-        loopback_only()
-        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
-    return True
-
-
-def shipped_modules(study: Study) -> list[str]:
-    """The files or package folders of the user modules the study names by import path that live in one of
-    its ``python_path`` folders (installed packages are the cluster image's business)."""
-    folders = [Path(f) for f in study.python_path]
-    found = set()
-    for path in study.import_paths():
-        module = importlib.import_module(path.partition(":")[0].split(".")[0])
-        location = Path(module.__path__[0] if hasattr(module, "__path__") else module.__file__).resolve()
-        if any(location.is_relative_to(f) for f in folders):
-            found.add(str(location))
-    return sorted(found)
-
-
 def start_study(path: str, smoke: bool = False, overrides: list[str] = (), address: str | None = None,
                 uri: str | None = None, runs: str | None = None, num_cpus: int | None = None,
                 storage: str | None = None) -> StudyState:
-    """Validate the study file and run it from the beginning (a previous state of the same name is replaced
-    only if that study had finished; an unfinished one must be resumed)."""
+    """Validate the study file, check what it will use, and run it: a new study, or a new execution of a
+    finished one. An unfinished study must be resumed (refused here, saying so)."""
     quiet()
     study = load_study(path, smoke=smoke, overrides=overrides)
     folder = runs_dir(runs)
-    state_file = StudyState.path(folder, study.name)
-    if state_file.exists() and StudyState.load(folder, study.name).status != "finished":
-        raise ConfigError(f"study '{study.name}' was interrupted; continue it with: sfli resume {study.name}")
     uri = tracking_uri(uri, folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    tracker = Tracker(uri)  # the store and experiment are created here, once, before any trial starts
-    experiment_id = tracker.experiment(study.name, folder / "artifacts")
-    state = StudyState(name=study.name, study=study.model_dump(mode="json"), tracking_uri=uri,
-                       storage=storage or str(folder / "ray"), address=address, experiment_id=experiment_id,
-                       git_revision=git_revision(),
-                       chosen={cell.key: {} for cell in study.cells(searched=False)})
-    state.save(folder)
-    return _drive(state, folder, num_cpus)
+    previous = StudyState.load(folder, study.name) if StudyState.path(folder, study.name).exists() else None
+    if previous is not None and previous.status != FINISHED:
+        changed = previous.fingerprint != fingerprint(study.model_dump(mode="json"))
+        raise ConfigError(
+            f"study '{study.name}' has an unfinished execution ({_status_of(previous, folder)})"
+            + (" of a different definition" if changed else "") + f"; continue it with: sfli resume {study.name}"
+            + (", or give the changed study another name" if changed else ""))
+    check_cluster(cluster_address(address), uri)
+    check_tracking(uri)
+    with driver_lock(folder, study.name):
+        with store_lock(uri):  # the store and experiment are created once, before any trial starts
+            experiment_id = Tracker(uri).experiment(study.name, folder / "artifacts")
+        state = StudyState(name=study.name, study=study.model_dump(mode="json"), tracking_uri=uri,
+                           storage=storage or str(folder / "ray"), address=address, experiment_id=experiment_id,
+                           execution=previous.execution + 1 if previous else 1, git_revision=git_revision(),
+                           chosen={cell.key: {} for cell in study.cells(searched=False)})
+        state.save(folder)
+        return _drive(state, folder, num_cpus)
 
 
 def resume_study(name: str, runs: str | None = None, address: str | None = None,
@@ -134,29 +84,49 @@ def resume_study(name: str, runs: str | None = None, address: str | None = None,
     quiet()
     folder = runs_dir(runs)
     state = StudyState.load(folder, name)
+    if state.status == FINISHED:
+        print(f"study '{name}' (execution {state.execution}) has already finished; nothing to resume", flush=True)
+        return state
     if address:
         state.address = address
-    return _drive(state, folder, num_cpus)
+    check_store(state.tracking_uri)
+    check_cluster(cluster_address(state.address), state.tracking_uri)
+    check_tracking(state.tracking_uri)
+    with driver_lock(folder, name):
+        if state.ray_session:  # the local Ray of a driver that was killed: its helpers outlive it
+            remove_leftovers(state.ray_session)
+            state.ray_session = None
+        return _drive(state, folder, num_cpus)
+
+
+def _interrupt(signum, frame) -> None:
+    """SIGTERM as SIGINT: Ray Tune stops a run gracefully on SIGINT only (trials checkpointed and stopped)."""
+    os.kill(os.getpid(), signal.SIGINT)
 
 
 def _drive(state: StudyState, folder: Path, num_cpus: int | None) -> StudyState:
-    import ray
-
     from .phases import run_phase
 
     extend_python_path(state.study.get("python_path", []))  # the user's modules, before names are resolved
     study = Study.model_validate(state.study)
     # on a cluster the user's modules travel with the job (Ray's py_modules); locally they are on this disk
     shipped = shipped_modules(study) if cluster_address(state.address) else []
-    started = connect_ray(state.address, num_cpus, shipped)
-    t0 = time.time()
+    tracker = Tracker(state.tracking_uri)
+    state.status = RUNNING
+    handlers = {signal.SIGTERM: signal.signal(signal.SIGTERM, _interrupt),
+                signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler)}
+    session, t0, stop = None, time.time(), None
+    print(f"study '{study.name}' execution {state.execution}", flush=True)
     try:
-        tracker = Tracker(state.tracking_uri)
+        session = connect_ray(state.address, num_cpus, shipped)
+        state.ray_session = session.session_dir
+        state.save(folder)
         for phase, cell in planned_phases(study):
             key = "evaluate" if phase == "evaluate" else f"search-{cell.key}"
             if key in state.done:
                 continue
-            state.parents.setdefault(phase, tracker.parent_run(state.experiment_id, study.name, phase))
+            state.parents.setdefault(phase, tracker.parent_run(state.experiment_id, study.name, phase,
+                                                               state.execution))
             state.save(folder)
             best = run_phase(state, study, phase, cell, t0, [] if shipped else study.python_path)
             if phase == "search":
@@ -166,15 +136,35 @@ def _drive(state: StudyState, folder: Path, num_cpus: int | None) -> StudyState:
             state.save(folder)
         for parent in state.parents.values():
             tracker.finish(parent, record.Status.FINISHED)
-        state.status = "finished"
-        state.save(folder)
+        state.status = FINISHED
+    except (KeyboardInterrupt, PhaseIncomplete) as err:
+        stop = err
+        state.status = FAILED if isinstance(err, PhaseIncomplete) and err.failed else INTERRUPTED
+    except Exception:
+        state.status = FAILED
+        raise
     finally:
-        if started:
-            ray.shutdown()
-    print(f"\nstudy '{study.name}' finished in {time.time() - t0:.0f} s. Runs: MLflow experiment '{study.name}' "
-          f"at {state.tracking_uri}\n  open them with: sfli ui" + (f" --runs-dir {folder}" if folder != runs_dir()
-                                                                    else ""), flush=True)
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+        if state.status != FINISHED:  # no driver will write to them now: never leave a run "running"
+            tracker.close_running(state.experiment_id, study.name, state.execution)
+        if session is not None:
+            disconnect(session)
+        state.ray_session = None
+        state.save(folder)
+    where = f"MLflow experiment '{study.name}' at {state.tracking_uri}"
+    if stop is not None:
+        reason = str(stop) or "stopped by a signal"
+        print(f"\nstudy '{study.name}' {state.status} after {time.time() - t0:.0f} s ({reason}). Runs so far: {where}"
+              f"\n  continue it with: sfli resume {study.name}" + _runs_arg(folder), flush=True)
+    else:
+        print(f"\nstudy '{study.name}' finished in {time.time() - t0:.0f} s (execution {state.execution}). Runs: "
+              f"{where}\n  open them with: sfli ui" + _runs_arg(folder), flush=True)
     return state
+
+
+def _runs_arg(folder: Path) -> str:
+    return f" --runs-dir {folder}" if folder != runs_dir() else ""
 
 
 def planned_phases(study: Study) -> list[tuple[str, Cell | None]]:
@@ -182,16 +172,23 @@ def planned_phases(study: Study) -> list[tuple[str, Cell | None]]:
     return [("search", cell) for cell in study.cells(searched=True)] + [("evaluate", None)]
 
 
+def _status_of(state: StudyState, folder: Path) -> str:
+    """The status a person should see: a 'running' study whose driver is gone was interrupted."""
+    if state.status == RUNNING and not driver_alive(folder, state.name):
+        return f"{INTERRUPTED}: its driver is gone"
+    return state.status
+
+
 def study_status(name: str, runs: str | None = None) -> str:
-    """Phases done, and the child runs per phase and sfli status, read from MLflow."""
+    """Phases done, and the child runs per phase and sfli status of the current execution, read from MLflow."""
     folder = runs_dir(runs)
     state = StudyState.load(folder, name)
+    check_store(state.tracking_uri)
     extend_python_path(state.study.get("python_path", []))
     study = Study.model_validate(state.study)
-    tracker = Tracker(state.tracking_uri)
-    runs_found = tracker.client.search_runs(
-        [state.experiment_id], filter_string=f"tags.{record.ROLE} = '{record.ROLE_TRIAL}'", max_results=10000)
-    lines = [f"study {name}: {state.status}; phases done: {', '.join(state.done) or 'none'}",
+    runs_found = Tracker(state.tracking_uri).trial_runs(state.experiment_id, study.name, state.execution)
+    status = _status_of(state, folder)
+    lines = [f"study {name}: {status} (execution {state.execution}); phases done: {', '.join(state.done) or 'none'}",
              f"tracking: {state.tracking_uri} (experiment {state.experiment_id})"]
     for phase, cell in planned_phases(study):
         mine = [r for r in runs_found if r.data.tags.get("phase") == phase
@@ -202,4 +199,6 @@ def study_status(name: str, runs: str | None = None) -> str:
         lines.append(f"  {label}: {len(mine)}/{expected} runs " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     for arm, knobs in state.chosen.items():
         lines.append(f"  chosen {arm}: {knobs or '(fixed)'}")
+    if status != FINISHED and not driver_alive(folder, name):
+        lines.append(f"continue it with: sfli resume {name}" + _runs_arg(folder))
     return "\n".join(lines)

@@ -29,6 +29,7 @@ from sfli_core.config import (
     RunConfig,
     Strict,
     apply_overrides,
+    deep_merge,
     format_validation_error,
     load_yaml,
     set_path,
@@ -200,30 +201,30 @@ class Study(Strict):
         try:
             return RunConfig.model_validate(data)
         except ValidationError as err:
-            at = where or f"arms.{arm}" + (f" at grid point {self.variant_id(variant)}" if variant else "")
+            at = where or self._blame(arm, variant)
             raise ValueError(format_validation_error(err, at, RunConfig)) from None
 
-
-def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
+    def _blame(self, arm: str, variant: dict[str, Any] | None) -> str:
+        """Where an invalid run configuration comes from: the base (with the grid point) when it is invalid
+        without any arm, else the arm."""
+        data = copy.deepcopy(self.base)
+        for path, value in (variant or {}).items():
+            set_path(data, path.split("."), value)
+        point = f" at grid point {self.variant_id(variant)}" if variant else ""
+        try:
+            RunConfig.model_validate(data)
+        except ValidationError:
+            return f"base{point}"
+        return f"arms.{arm}{point}"
 
 
 def load_study(path: str | Path, smoke: bool = False, overrides: list[str] = ()) -> Study:
     """Read, apply the smoke profile and ``key=value`` overrides, validate. Errors → ConfigError naming the
     file and the field path."""
     data = load_yaml(path)
-    if smoke:
-        profile = data.get("smoke")
-        if not isinstance(profile, dict) or not profile:
-            raise ConfigError(f"{path}: smoke: the study has no smoke profile")
-        data = deep_merge(data, profile)
-    apply_overrides(data, overrides)
+    profile = data.get("smoke")
+    if smoke and (not isinstance(profile, dict) or not profile):
+        raise ConfigError(f"{path}: smoke: the study has no smoke profile")
     folders = data.get("python_path", [])
     if isinstance(folders, list) and all(isinstance(f, str) for f in folders):
         data["python_path"] = [str((Path(path).parent / f).resolve()) for f in folders]
@@ -231,10 +232,20 @@ def load_study(path: str | Path, smoke: bool = False, overrides: list[str] = ())
             if not Path(folder).is_dir():
                 raise ConfigError(f"{path}: python_path: no such folder {folder}")
         extend_python_path(data["python_path"])  # user modules must import before names are resolved
+    # both profiles are checked whichever is asked for: a smoke run must not hide a broken full profile,
+    # nor a full-profile check a broken smoke profile
+    full = _validated(apply_overrides(copy.deepcopy(data), overrides), str(path))
+    if isinstance(profile, dict) and profile:
+        quick = _validated(apply_overrides(deep_merge(data, profile), overrides), f"{path}: smoke profile")
+        return quick if smoke else full
+    return full
+
+
+def _validated(data: dict[str, Any], source: str) -> Study:
     try:
         return Study.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(format_validation_error(err, str(path), Study)) from None
+        raise ConfigError(format_validation_error(err, source, Study)) from None
 
 
 def extend_python_path(folders: list[str]) -> None:

@@ -8,10 +8,12 @@ retried with back-off.
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import os
 import random
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 from sfli_core import record
+from sfli_core.config import ConfigError
 from sfli_core.record import COMPLETE, RESUMED_FROM, TRIAL_STARTS, Status, TrialIdentity
 
 DEFAULT_RUNS_DIR = "sfli_runs"
@@ -33,6 +36,37 @@ def runs_dir(value: str | None = None) -> Path:
 def tracking_uri(value: str | None, runs: Path) -> str:
     """``--tracking-uri``, else ``$MLFLOW_TRACKING_URI``, else an embedded SQLite store in the runs folder."""
     return value or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{runs / 'mlflow.db'}"
+
+
+def sqlite_file(uri: str) -> Path | None:
+    """The database file of an embedded SQLite store (None for any other store)."""
+    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+
+
+def check_store(uri: str) -> None:
+    """A study's existing store must still be there: opening a missing SQLite file would silently create an
+    empty store and report no runs."""
+    db = sqlite_file(uri)
+    if db is not None and not db.exists():
+        raise ConfigError(f"the study's tracking store {db} is missing (moved or deleted?); its runs cannot be "
+                          "read. Restore the file, or start the study again in a new runs folder")
+
+
+@contextmanager
+def store_lock(uri: str):
+    """Serialise the creation of an embedded SQLite store: two processes creating one file at once collide in
+    its schema migration. A file lock beside the database; nothing to do for a tracking server."""
+    db = sqlite_file(uri)
+    if db is None:
+        yield
+        return
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.with_name(db.name + ".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _retry(fn):
@@ -75,21 +109,53 @@ class Tracker:
         return runs[0].info.run_id if runs else None
 
     @staticmethod
-    def _parent_tags(study: str, phase: str) -> dict[str, str]:
-        return {"study": study, "phase": phase, record.ROLE: record.ROLE_PARENT}
+    def _parent_tags(study: str, phase: str, execution: int) -> dict[str, str]:
+        return {"study": study, "phase": phase, record.EXECUTION: str(execution), record.ROLE: record.ROLE_PARENT}
 
-    def find_parent(self, experiment_id: str, study: str, phase: str) -> str | None:
-        return self.find_run(experiment_id, self._parent_tags(study, phase))
+    def find_parent(self, experiment_id: str, study: str, phase: str, execution: int) -> str | None:
+        return self.find_run(experiment_id, self._parent_tags(study, phase, execution))
 
     @_retry
-    def parent_run(self, experiment_id: str, study: str, phase: str) -> str:
-        """The phase's parent run, created on first use."""
-        run_id = self.find_parent(experiment_id, study, phase)
+    def parent_run(self, experiment_id: str, study: str, phase: str, execution: int) -> str:
+        """The phase's parent run of an execution, created on first use."""
+        run_id = self.find_parent(experiment_id, study, phase, execution)
         if run_id is None:
-            run = self.client.create_run(experiment_id, run_name=f"{study}-{phase}",
-                                         tags=self._parent_tags(study, phase))
+            name = f"{study}-{phase}" + (f"-e{execution}" if execution > 1 else "")
+            run = self.client.create_run(experiment_id, run_name=name,
+                                         tags=self._parent_tags(study, phase, execution))
             run_id = run.info.run_id
         return run_id
+
+    @_retry
+    def trial_runs(self, experiment_id: str, study: str, execution: int, phase: str | None = None,
+                   status: str | None = None) -> list:
+        """The trial runs of one execution of a study (optionally of one phase, or with one sfli status)."""
+        query = (f"tags.study = '{study}' and tags.{record.ROLE} = '{record.ROLE_TRIAL}' "
+                 f"and tags.{record.EXECUTION} = '{execution}'")
+        query += f" and tags.phase = '{phase}'" if phase else ""
+        query += f" and tags.{record.STATUS} = '{status}'" if status else ""
+        return self.client.search_runs([experiment_id], filter_string=query, max_results=50000)
+
+    def close_running(self, experiment_id: str, study: str, execution: int) -> None:
+        """Close as ``stopped`` every run of the execution still marked running (its trial was stopped with the
+        driver); a resumed trial reopens its run."""
+        for run in self.trial_runs(experiment_id, study, execution, status=Status.RUNNING):
+            self.finish(run.info.run_id, Status.STOPPED)
+
+    def discard_orphans(self, experiment_id: str, study: str, execution: int, phase: str, arm: str | None,
+                        variant: str | None, keep: set[str]) -> int:
+        """Delete (MLflow's soft delete, tagged why) the runs of a finished phase whose trial the restored Tune
+        experiment no longer has: a trial started just before its driver was killed, never in Tune's saved
+        state, is re-run under a new trial id. Returns how many."""
+        orphans = [r for r in self.trial_runs(experiment_id, study, execution, phase)
+                   if r.data.tags.get("trial_id") not in keep and (arm is None or (
+                       r.data.tags.get("arm") == arm and r.data.tags.get("variant") == variant))]
+        for run in orphans:
+            self.set_tags(run.info.run_id, {"discarded": "its trial is not in the restored Tune experiment"})
+            if run.info.status == "RUNNING":
+                self.finish(run.info.run_id, Status.STOPPED)
+            self.client.delete_run(run.info.run_id)
+        return len(orphans)
 
     @_retry
     def child_run(self, experiment_id: str, parent_id: str, trial_name: str, identity: TrialIdentity,
@@ -97,7 +163,7 @@ class Tracker:
         """(run id, created?) of the trial's run; params are logged once, at creation. A run found
         complete (finished / diverged) is returned untouched."""
         run_id = self.find_run(experiment_id, {"trial_id": identity.trial_id, "phase": identity.phase,
-                                               "study": identity.study})
+                                               "study": identity.study, record.EXECUTION: str(identity.execution)})
         if run_id is not None:
             if self.client.get_run(run_id).data.tags.get(record.STATUS) not in COMPLETE:
                 self.client.set_tag(run_id, record.STATUS, Status.RUNNING)

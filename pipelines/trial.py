@@ -54,6 +54,7 @@ class TrialContext:
     git_revision: str
     chosen: dict[str, dict[str, Any]] = field(default_factory=dict)  # evaluate: the knobs of every cell
     python_path: list[str] = field(default_factory=list)  # folders of the user's modules, on a shared file system
+    execution: int = 1
 
 
 @dataclass
@@ -111,9 +112,10 @@ def plan_trial(config: dict[str, Any], context: TrialContext) -> TrialPlan:
     trial_id = tune.get_context().get_trial_id()
     name = f"{cell.slug}-seed{seeds[0]}" if phase == "evaluate" else f"search-{cell.slug}-{trial_id}"
     first = study.run_config(cell.arm, knobs, seeds[0], variant=study.variants()[cell.variant])
-    identity = TrialIdentity(study=study.name, phase=phase, arm=cell.arm, variant=cell.vid, trial_id=trial_id,
-                             seeds=tuple(seeds), task=build_task(first.task.name, first.task.params).name,
-                             init=first.init.name, arch=first.model.arch, comparison=INITS.get(first.init.name).role)
+    identity = TrialIdentity(study=study.name, execution=context.execution, phase=phase, arm=cell.arm,
+                             variant=cell.vid, trial_id=trial_id, seeds=tuple(seeds),
+                             task=build_task(first.task.name, first.task.params).name, init=first.init.name,
+                             arch=first.model.arch, comparison=INITS.get(first.init.name).role)
     params = {**first.flat(), record.GIT_REVISION: context.git_revision,
               **{f"{record.SEARCHED}{k}": v for k, v in knobs.items()}}
     return TrialPlan(cell, knobs, seeds, name, identity, params)

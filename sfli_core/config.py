@@ -7,6 +7,7 @@ every run (``train.lr``, ``init.scale`` …); the same dotted keys are what ``--
 
 from __future__ import annotations
 
+import copy
 import re
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
@@ -32,8 +33,24 @@ from .rank import DEFAULT_EPS, HEADLINE_EPS
 from .tasks import task_class
 
 
+class DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: Any, line: int):
+        super().__init__(f"line {line}: duplicate key '{key}'")
+        self.text = f"line {line}: duplicate key '{key}'"
+
+
 class YamlLoader(yaml.SafeLoader):
-    """Safe YAML loader that also reads 1e-3 as a number (YAML 1.1 wants 1.0e-3)."""
+    """Safe YAML loader that also reads 1e-3 as a number (YAML 1.1 wants 1.0e-3) and refuses a key given twice
+    in one mapping (PyYAML would silently keep the last one)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise DuplicateKey(key, key_node.start_mark.line + 1)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 YamlLoader.add_implicit_resolver(
@@ -239,12 +256,26 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 
 def set_path(tree: dict[str, Any], path: list[str], value: Any) -> None:
+    """Set ``tree[path]``; a mapping given for an existing section is merged into it (so that
+    ``init: {scale: 2}`` changes the scale and keeps the name), anything else replaces."""
     node = tree
     for part in path[:-1]:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
             raise ConfigError(f"--set {'.'.join(path)}: '{part}' is not a section")
-    node[path[-1]] = value
+    old = node.get(path[-1])
+    node[path[-1]] = deep_merge(old, value) if isinstance(old, dict) and isinstance(value, dict) else value
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``base`` with ``over`` merged in, section by section."""
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -253,6 +284,8 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: no such file")
     try:
         data = yaml.load(path.read_text(), Loader=YamlLoader) or {}
+    except DuplicateKey as err:
+        raise ConfigError(f"{path}: {err.text}") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
     if not isinstance(data, dict):

@@ -32,7 +32,7 @@ class Status(StrEnum):
 COMPLETE = (Status.FINISHED, Status.DIVERGED)
 
 # tags
-ROLE, STATUS, PARENT_RUN = "role", "status", "mlflow.parentRunId"
+ROLE, STATUS, PARENT_RUN, EXECUTION = "role", "status", "mlflow.parentRunId", "execution"
 ROLE_PARENT, ROLE_TRIAL = "parent", "trial"
 
 # bookkeeping metrics of a trial run
@@ -46,11 +46,13 @@ RESOLVED, SEARCHED, META, GIT_REVISION = "init.resolved.", "search.", "meta.", "
 
 @dataclass(frozen=True)
 class TrialIdentity:
-    """Who a trial run is. ``variant``: the grid point's id ('base' without a grid); ``seeds``: the run's
-    seed (evaluate) or search seeds (search); ``task``: the task's canonical, coefficient-encoding name;
-    ``comparison``: the initialisation's role, ``baseline`` or ``treatment``."""
+    """Who a trial run is. ``execution``: which start of the study (1, 2, … — a finished study run again is a
+    new execution; its old runs are kept); ``variant``: the grid point's id ('base' without a grid);
+    ``seeds``: the run's seed (evaluate) or search seeds (search); ``task``: the task's canonical,
+    coefficient-encoding name; ``comparison``: the initialisation's role, ``baseline`` or ``treatment``."""
 
     study: str
+    execution: int
     phase: str
     arm: str
     variant: str
@@ -68,9 +70,9 @@ class TrialIdentity:
 
     @classmethod
     def from_tags(cls, tags: dict[str, str]) -> TrialIdentity:
-        fields = {k: tags.get(k, "") for k in cls.__dataclass_fields__ if k != "seeds"}
+        fields = {k: tags.get(k, "") for k in cls.__dataclass_fields__ if k not in ("seeds", "execution")}
         seeds = tuple(int(s) for s in tags.get("seed", "").split(",") if s)
-        return cls(seeds=seeds, **fields)
+        return cls(seeds=seeds, execution=int(tags.get("execution", 1)), **fields)
 
 
 def encode(value: Any) -> str:

@@ -68,7 +68,8 @@ def test_an_interrupt_leaves_a_resumable_study_that_resume_finishes(tmp_path, si
     assert state["status"] == "interrupted"
     assert "evaluate" not in state["done"]
     # nothing is left running in MLflow
-    assert all(r.data.tags["status"] != "running" and r.info.status != "RUNNING" for r in trial_runs(uri, "interrupted"))
+    left = trial_runs(uri, "interrupted")
+    assert all(r.data.tags["status"] != "running" and r.info.status != "RUNNING" for r in left)
     status = sfli_cli("status", "interrupted", "--runs-dir", str(runs), timeout=120)
     assert "interrupted: interrupted" in status.stdout and "sfli resume interrupted" in status.stdout
     again = sfli_cli("run", str(study), "--runs-dir", str(runs), timeout=120)
@@ -90,8 +91,8 @@ def test_an_interrupt_leaves_a_resumable_study_that_resume_finishes(tmp_path, si
 
 
 def test_running_a_finished_study_again_is_a_new_execution(tmp_path):
-    study = write_study(tmp_path / "s.yaml", "again", {"xavier": ARMS["xavier"], "sfli": {"set": {"init.name": "sfli"}}},
-                        seeds=[0])
+    arms = {"xavier": ARMS["xavier"], "sfli": {"set": {"init.name": "sfli"}}}
+    study = write_study(tmp_path / "s.yaml", "again", arms, seeds=[0])
     runs = tmp_path / "runs"
     first = sfli_cli("run", str(study), "--runs-dir", str(runs), "--num-cpus", "2")
     assert first.returncode == 0, first.stderr[-3000:]
@@ -123,7 +124,7 @@ def test_two_first_starts_on_one_fresh_store_both_finish(tmp_path):
     finally:
         for p in procs:
             stop_group(p, signal.SIGKILL)
-    for p, (out, err) in zip(procs, outs):
+    for p, (_, err) in zip(procs, outs):
         assert p.returncode == 0, err[-3000:]
     uri = f"sqlite:///{runs / 'mlflow.db'}"
     assert len(trial_runs(uri, "first", "evaluate")) == len(trial_runs(uri, "second", "evaluate")) == 1
@@ -154,11 +155,9 @@ def test_unreachable_cluster_and_tracking_server_fail_fast_and_write_nothing(tmp
 
 def test_a_cluster_needs_a_tracking_server_every_node_reaches(tmp_path):
     study = write_study(tmp_path / "s.yaml", "local_store", {"xavier": ARMS["xavier"]}, seeds=[0])
-    with socket.socket() as s:  # something listens, so the address itself is reachable
-        s.bind(("127.0.0.1", 0))
-        s.listen()
-        proc = sfli_cli("run", str(study), "--runs-dir", str(tmp_path / "runs"), "--address",
-                        f"127.0.0.1:{s.getsockname()[1]}", timeout=120)
+    # refused before any connection is tried (the .invalid name would never resolve anyway)
+    proc = sfli_cli("run", str(study), "--runs-dir", str(tmp_path / "runs"), "--address",
+                    "ray://ray-head.invalid:10001", timeout=120)
     assert proc.returncode == 2
     assert "tracking server" in proc.stderr and "mlflow server" in proc.stderr and "--tracking-uri" in proc.stderr
     assert not (tmp_path / "runs" / "studies").exists()
@@ -229,7 +228,7 @@ def test_study_file_mistakes_are_caught(tmp_path):
     (tmp_path / "smoke.yaml").write_text(yaml.safe_dump(data))
     with pytest.raises(ConfigError, match=r"smoke profile: .*stepz: unknown key"):
         load_study(tmp_path / "smoke.yaml")
-    data["smoke"] = {"base": {"train": {"steps": 3}}}
+    data["smoke"] = {"base": {"train": {"steps": 3, "log_every": 1}}}  # the smoke profile would hide it
     data["base"]["train"]["log_every"] = 0
     (tmp_path / "full.yaml").write_text(yaml.safe_dump(data))
     with pytest.raises(ConfigError, match=r"log_every"):

@@ -18,7 +18,8 @@ def make_store(tmp_path) -> tuple[str, str]:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(uri)
     exp = client.create_experiment("toy", artifact_location=(tmp_path / "artifacts").as_uri())
-    parent = client.create_run(exp, tags={"study": "toy", "phase": "evaluate", "role": "parent"}).info.run_id
+    parent = client.create_run(exp, tags={"study": "toy", "phase": "evaluate", "role": "parent",
+                                          "execution": "1"}).info.run_id
     # xavier reaches 1e-2 at step 400 (seeds 0-2) and never on seed 3; sfli always at 100: speed-up 4, and a
     # lower bound of 400/100 = 4 for the censored seed
     for arm, init, role, reach, rank, err in (("xavier", "xavier_normal", "baseline", 400, 1, 0.3),
@@ -26,7 +27,7 @@ def make_store(tmp_path) -> tuple[str, str]:
         for seed in range(4):
             tags = {"study": "toy", "phase": "evaluate", "arm": arm, "variant": "base", "task": "fit1d_multiscale",
                     "arch": "mlp", "init": init, "comparison": role, "status": "finished", "role": "trial",
-                    "mlflow.parentRunId": parent}
+                    "execution": "1", "mlflow.parentRunId": parent}
             run_id = client.create_run(exp, tags=tags).info.run_id
             params = {"seed": seed, "train.steps": 400, "model.depth": 2, "meta.hidden_layers": 2, "model.width": 32,
                       "model.activation": "tanh", "rank.headline": 0.001, "targets.metric": "train/loss",

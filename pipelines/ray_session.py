@@ -1,0 +1,80 @@
+"""The Ray instance a study runs on: a cluster by address (the user's modules shipped to it), or a local
+instance on 127.0.0.1 that the driver starts and also cleans up after, even after a driver killed by SIGKILL
+(whose Ray helpers outlive it) — by the session folder recorded in the study's state."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+from .environment import loopback_only
+from .study import Study
+
+
+@dataclass
+class RaySession:
+    started: bool  # this driver started Ray (and stops it)
+    session_dir: str | None  # the local instance's session folder (None on a cluster)
+
+
+def cluster_address(address: str | None) -> str | None:
+    return address or os.environ.get("RAY_ADDRESS")
+
+
+def connect_ray(address: str | None, num_cpus: int | None = None, py_modules: list[str] = ()) -> RaySession:
+    """Connect to the cluster at ``address`` (or $RAY_ADDRESS), shipping ``py_modules`` (the user's modules)
+    to its workers with Ray's runtime environment; else start a local instance on 127.0.0.1."""
+    import ray
+
+    if ray.is_initialized():
+        return RaySession(started=False, session_dir=None)
+    address = cluster_address(address)
+    if address:
+        ray.init(address=address, log_to_driver=False,
+                 runtime_env={"py_modules": list(py_modules)} if py_modules else None)
+        return RaySession(started=True, session_dir=None)
+    loopback_only()
+    ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+    node = getattr(ray._private.worker, "_global_node", None)  # no public accessor for the session folder
+    return RaySession(started=True, session_dir=node.get_session_dir_path() if node is not None else None)
+
+
+def disconnect(session: RaySession) -> None:
+    import ray
+
+    if session.started:
+        ray.shutdown()
+    if session.session_dir:
+        remove_leftovers(session.session_dir)
+
+
+def remove_leftovers(session_dir: str) -> None:
+    """Stop every process of a local Ray session (helpers that ignore SIGTERM included) and delete its folder,
+    which Ray would otherwise keep for ever."""
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if session_dir.encode() in (proc / "cmdline").read_bytes():
+                os.kill(int(proc.name), signal.SIGKILL)
+        except (OSError, ValueError):
+            continue  # gone meanwhile, or not ours to read
+    shutil.rmtree(session_dir, ignore_errors=True)
+    latest = Path(session_dir).parent / "session_latest"
+    if latest.is_symlink() and not latest.exists():
+        latest.unlink(missing_ok=True)
+
+
+def shipped_modules(study: Study) -> list[str]:
+    """The files or package folders of the user modules the study names by import path that live in one of
+    its ``python_path`` folders (installed packages are the cluster image's business)."""
+    folders = [Path(f) for f in study.python_path]
+    found = set()
+    for path in study.import_paths():
+        module = importlib.import_module(path.partition(":")[0].split(".")[0])
+        location = Path(module.__path__[0] if hasattr(module, "__path__") else module.__file__).resolve()
+        if any(location.is_relative_to(f) for f in folders):
+            found.add(str(location))
+    return sorted(found)
