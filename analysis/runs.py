@@ -19,7 +19,8 @@ def load_runs(uri: str, studies: list[str] | None = None, phase: str = "evaluate
     store when None), read through :mod:`sfli_core.record`. Columns: study, phase, arm, variant, task, arch,
     init, comparison, status, run_id, seed, budget, hidden_layers (measured), width, activation (a name or a
     list), headline, metric, thresholds, and one column per summary metric (NaN where a target was not
-    reached). ``execution``: the runs of that execution of each study; by default each study's latest."""
+    reached). Only complete runs (finished or diverged) are read. ``execution``: the runs of that execution
+    of each study; by default each study's latest."""
     client = MlflowClient(uri)
     experiments = client.search_experiments()
     if studies is not None:
@@ -31,6 +32,8 @@ def load_runs(uri: str, studies: list[str] | None = None, phase: str = "evaluate
     for exp in experiments:
         query = f"tags.{record.ROLE} = '{record.ROLE_TRIAL}' and tags.phase = '{phase}'"
         for run in client.search_runs([exp.experiment_id], query, max_results=50000):
+            if run.data.tags.get(record.STATUS) not in record.COMPLETE:
+                continue  # a run still under way, stopped or failed has no outcome yet
             p = record.decode_params(run.data.params)
             identity = TrialIdentity.from_tags(run.data.tags)
             row = {k: v for k, v in vars(identity).items() if k not in ("trial_id", "seeds")}

@@ -55,6 +55,16 @@ class Progress(tune.Callback):
               f"elapsed {time.time() - self.t0:.0f} s", flush=True)
 
 
+class StopRequest:
+    """Set by the driver's SIGINT/SIGTERM handler. Ray Tune's own SIGINT handling is turned off
+    (TUNE_DISABLE_SIGINT_HANDLER), because an interrupted Tune run marks every trial terminated and cannot be
+    told from a finished one afterwards; the driver's handler records the request and, during a Tune run,
+    sends the SIGUSR1 that Tune takes as the same graceful stop (trials stopped, experiment state saved)."""
+
+    requested = False
+    in_fit = False
+
+
 def run_phase(state, study: Study, phase: str, cell: Cell | None, t0: float,
               python_path: list[str]) -> dict[str, Any]:
     """Run (or restore and finish) the phase's Tune experiment. Search: returns the best knobs of ``cell``.
@@ -92,12 +102,17 @@ def run_phase(state, study: Study, phase: str, cell: Cell | None, t0: float,
                  "seed": tune.grid_search(list(study.evaluate.seeds))}
         tuner = tune.Tuner(trainable, param_space=space, run_config=run_config,
                            tune_config=tune.TuneConfig(reuse_actors=True))
-    results = tuner.fit()
+    StopRequest.in_fit = True
+    try:
+        results = tuner.fit()
+    finally:
+        StopRequest.in_fit = False
     expected = study.search.trials if phase == "search" else study.expected_trials("evaluate")
-    if results.num_terminated < expected:  # Ctrl-C / SIGTERM (Tune stops gracefully), or failed trials
+    if StopRequest.requested or results.num_errors or len(results) < expected:
         from .runner import PhaseIncomplete
 
-        raise PhaseIncomplete(label, results.num_terminated, expected, results.num_errors)
+        done = sum(1 for r in results if r.metrics and r.metrics.get(COMPLETE))
+        raise PhaseIncomplete(label, done, expected, 0 if StopRequest.requested else results.num_errors)
     keep = {r.metrics.get("trial_id") for r in results if r.metrics}
     Tracker(state.tracking_uri).discard_orphans(state.experiment_id, study.name, state.execution, phase,
                                                 cell.arm if cell else None, cell.vid if cell else None, keep)

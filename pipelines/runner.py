@@ -100,12 +100,18 @@ def resume_study(name: str, runs: str | None = None, address: str | None = None,
 
 
 def _interrupt(signum, frame) -> None:
-    """SIGTERM as SIGINT: Ray Tune stops a run gracefully on SIGINT only (trials checkpointed and stopped)."""
-    os.kill(os.getpid(), signal.SIGINT)
+    """SIGINT or SIGTERM: stop the study gracefully (see :class:`pipelines.phases.StopRequest`)."""
+    from .phases import StopRequest
+
+    StopRequest.requested = True
+    if StopRequest.in_fit:
+        os.kill(os.getpid(), signal.SIGUSR1)  # Tune's graceful stop; its result is then checked by the driver
+    else:
+        raise KeyboardInterrupt
 
 
 def _drive(state: StudyState, folder: Path, num_cpus: int | None) -> StudyState:
-    from .phases import run_phase
+    from .phases import StopRequest, run_phase
 
     extend_python_path(state.study.get("python_path", []))  # the user's modules, before names are resolved
     study = Study.model_validate(state.study)
@@ -113,12 +119,16 @@ def _drive(state: StudyState, folder: Path, num_cpus: int | None) -> StudyState:
     shipped = shipped_modules(study) if cluster_address(state.address) else []
     tracker = Tracker(state.tracking_uri)
     state.status = RUNNING
-    handlers = {signal.SIGTERM: signal.signal(signal.SIGTERM, _interrupt),
-                signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler)}
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+    StopRequest.requested = False
+    handlers = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # SIGUSR1 ends the process by default: harmless until Tune installs its handler at the start of a run
+    handlers[signal.SIGUSR1] = signal.signal(signal.SIGUSR1, lambda signum, frame: None)
     session, t0, stop = None, time.time(), None
     print(f"study '{study.name}' execution {state.execution}", flush=True)
     try:
         session = connect_ray(state.address, num_cpus, shipped)
+        signal.signal(signal.SIGTERM, _interrupt)  # ray.init installs its own handler, which ends the process
         state.ray_session = session.session_dir
         state.save(folder)
         for phase, cell in planned_phases(study):
