@@ -233,3 +233,50 @@ def test_study_file_mistakes_are_caught(tmp_path):
     (tmp_path / "full.yaml").write_text(yaml.safe_dump(data))
     with pytest.raises(ConfigError, match=r"log_every"):
         load_study(tmp_path / "full.yaml", smoke=True)
+
+
+def test_a_search_killed_with_its_driver_resumes_without_orphans_or_leftovers(tmp_path):
+    """SIGKILL during the search: the resumed study has one run per search trial (a trial Tune lost with the
+    driver is discarded, not counted twice), nothing left running, and the killed driver's Ray processes
+    and session folder are gone once `sfli resume` has run."""
+    study = write_study(tmp_path / "s.yaml", "killed", ARMS, steps=400, log_every=20, seeds=[0], search_trials=4)
+    runs = tmp_path / "runs"
+    uri = f"sqlite:///{runs / 'mlflow.db'}"
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "RAY_AUTH_MODE"} | {"HOME": str(home)}
+    log = open(tmp_path / "driver.log", "w")  # noqa: SIM115 - closed below
+    driver = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "run", str(study), "--runs-dir", str(runs),
+                               "--num-cpus", "2"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env,
+                              start_new_session=True)
+    try:
+        wait_for(lambda: StudyState.path(runs, "killed").exists() and len(finished_runs(uri, "killed", "search")) >= 1
+                 and json.loads(StudyState.path(runs, "killed").read_text()).get("ray_session"),
+                 timeout=300, every=0.3, what="a finished search trial")
+        time.sleep(1.5)  # the next trials are under way
+        session = json.loads(StudyState.path(runs, "killed").read_text())["ray_session"]
+        os.kill(driver.pid, signal.SIGKILL)  # the driver only: its Ray helpers live on, as after a crash
+        driver.wait(timeout=30)
+    finally:
+        log.close()
+    assert session and os.path.isdir(session)
+    proc = sfli_cli("resume", "killed", "--runs-dir", str(runs), "--num-cpus", "2", timeout=600, env=env)
+    try:
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        search = trial_runs(uri, "killed", "search")
+        assert len(search) == 4, [(r.data.tags["trial_id"], r.data.tags["status"]) for r in search]
+        assert all(r.data.tags["status"] == "finished" for r in search + trial_runs(uri, "killed", "evaluate"))
+        assert not os.path.exists(session)  # the session folder Ray would keep for ever
+        left = [p for p in os.listdir("/proc") if p.isdigit() and _cmdline_has(p, session)]
+        assert left == []
+        assert not (home / ".ray" / "auth_token").exists()  # a loopback instance needs no token
+    finally:
+        stop_group(driver, signal.SIGKILL)
+
+
+def _cmdline_has(pid: str, text: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return text.encode() in f.read()
+    except OSError:
+        return False

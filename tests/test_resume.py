@@ -49,7 +49,7 @@ def test_killed_driver_then_resume_completes_without_rerunning_finished_trials(t
     assert 2 + 2 <= len(finished_before) < 2 + 6  # both search trials and some evaluate trials
 
     status = sfli_cli("status", "resumable", "--runs-dir", str(runs), timeout=120)
-    assert status.returncode == 0 and "resumable: running" in status.stdout
+    assert status.returncode == 0 and "resumable: interrupted: its driver is gone" in status.stdout
 
     proc = sfli_cli("resume", "resumable", "--runs-dir", str(runs), "--num-cpus", "2", timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
