@@ -20,7 +20,7 @@ from sfli_core.staircase import staircase_stats
 
 from . import figures
 from .runs import artifact_file, artifact_json, history, load_runs
-from .tables import GROUP, condensation_table, layerwise_table, markdown, speedup_table, write
+from .tables import GROUP, condensation_table, layerwise_table, markdown, speedup_table, tuning_table, write
 
 SPEEDUP_COLUMNS = ["study", "variant", "task", "arch", "tau", "baseline", "treatment", "reached_base",
                    "reached_treat", "median_steps_base", "median_steps_treat", "speedup_geomean", "speedup_ci_low",
@@ -86,6 +86,7 @@ def build_report(uri: str, studies: list[str] | None, out: Path, with_figures: b
     with warnings.catch_warnings():  # a group whose runs all diverged has only NaN: shown as —, not warned
         warnings.filterwarnings("ignore", "All-NaN slice|Mean of empty slice", RuntimeWarning)
         speed = speedup_table(runs)
+        tuning = tuning_table(runs, load_runs(uri, studies, phase="search", execution=execution))
         layers = layerwise_table(runs)
         condensed = condensation_table(runs)
     speed = speed[[c for c in SPEEDUP_COLUMNS if c in speed.columns]] if not speed.empty else speed
@@ -94,7 +95,7 @@ def build_report(uri: str, studies: list[str] | None, out: Path, with_figures: b
         curves[group] = curves_of(uri, g)
         budgets[group] = int(g["budget"].iloc[0])
     stair = staircase_table(curves, budgets)
-    for name, table in (("speedup", speed), ("layerwise", layers), ("staircase", stair),
+    for name, table in (("speedup", speed), ("tuning", tuning), ("layerwise", layers), ("staircase", stair),
                         ("condensation", condensed)):
         if not table.empty:
             files += write(table, out, name)
@@ -126,6 +127,8 @@ def build_report(uri: str, studies: list[str] | None, out: Path, with_figures: b
           "## Paired speed-up (steps to target; docs/science.md §6)", "",
           "Censored pairs count as bounds (`speedup_kind`), never dropped; `reached_*` is k of n paired seeds.",
           "", markdown(speed), "",
+          "## Tuning (what each arm's search could change; a comparison is fair when every arm was tuned alike)",
+          "", markdown(tuning), "",
           "## ε-rank by layer (headline ε; median over seeds)", "", markdown(layers), "",
           "## Staircase statistics (median over seeds; docs/science.md §2)", "", markdown(stair)]
     if not condensed.empty:

@@ -18,9 +18,9 @@ def load_runs(uri: str, studies: list[str] | None = None, phase: str = "evaluate
     """Summary metrics and identity of every trial run of ``phase`` in the given studies (every study in the
     store when None), read through :mod:`sfli_core.record`. Columns: study, phase, arm, variant, task, arch,
     init, comparison, status, run_id, seed, budget, hidden_layers (measured), width, activation (a name or a
-    list), headline, metric, thresholds, and one column per summary metric (NaN where a target was not
-    reached). Only complete runs (finished or diverged) are read. ``execution``: the runs of that execution
-    of each study; by default each study's latest."""
+    list), headline, metric, thresholds, searched (the knobs a search tuned), and one column per summary
+    metric (NaN where a target was not reached). Only complete runs (finished or diverged) are read.
+    ``execution``: the runs of that execution of each study; by default each study's latest."""
     client = MlflowClient(uri)
     experiments = client.search_experiments()
     if studies is not None:
@@ -41,7 +41,9 @@ def load_runs(uri: str, studies: list[str] | None = None, phase: str = "evaluate
                        budget=int(p["train.steps"]), hidden_layers=int(p[f"{record.META}hidden_layers"]),
                        width=int(p["model.width"]), activation=p["model.activation"],
                        headline=float(p["rank.headline"]), metric=p["targets.metric"],
-                       thresholds=tuple(p["targets.thresholds"]))
+                       thresholds=tuple(p["targets.thresholds"]),
+                       searched=", ".join(sorted(k.removeprefix(record.SEARCHED) for k in p
+                                                 if k.startswith(record.SEARCHED))))
             row.update(run.data.metrics)
             rows.append(row)
     runs = pd.DataFrame(rows)

@@ -45,6 +45,19 @@ def _arm(g: pd.DataFrame, arm: str, columns) -> pd.DataFrame:
     return out
 
 
+def tuning_table(runs: pd.DataFrame, search: pd.DataFrame) -> pd.DataFrame:
+    """Per study and arm: the knobs a search tuned and the search trials it had per grid point, so that a
+    comparison where only some arms were tuned says so."""
+    rows = []
+    for (study, arm), g in runs.groupby(["study", "arm"], sort=True):
+        mine = search[(search["study"] == study) & (search["arm"] == arm)] if not search.empty else search
+        trials = mine.groupby("variant").size() if not mine.empty else pd.Series(dtype=int)
+        rows.append({"study": study, "arm": arm, "init": g["init"].iloc[0],
+                     "tuned": g["searched"].iloc[0] or "not tuned (fixed knobs)",
+                     "search_trials_per_grid_point": int(trials.median()) if len(trials) else 0})
+    return pd.DataFrame(rows)
+
+
 def layerwise_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Per arm: median initial and final ε-rank (headline ε) per hidden layer, and whether it grows
     (is non-decreasing) from earlier to later layers."""

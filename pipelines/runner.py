@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -119,16 +120,19 @@ def _drive(state: StudyState, folder: Path, num_cpus: int | None) -> StudyState:
     shipped = shipped_modules(study) if cluster_address(state.address) else []
     tracker = Tracker(state.tracking_uri)
     state.status = RUNNING
-    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
     StopRequest.requested = False
-    handlers = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
-    # SIGUSR1 ends the process by default: harmless until Tune installs its handler at the start of a run
-    handlers[signal.SIGUSR1] = signal.signal(signal.SIGUSR1, lambda signum, frame: None)
+    handlers = {}
+    if threading.current_thread() is threading.main_thread():  # signals can only be handled there
+        os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+        handlers = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+        # SIGUSR1 ends the process by default: harmless until Tune installs its handler at the start of a run
+        handlers[signal.SIGUSR1] = signal.signal(signal.SIGUSR1, lambda signum, frame: None)
     session, t0, stop = None, time.time(), None
     print(f"study '{study.name}' execution {state.execution}", flush=True)
     try:
         session = connect_ray(state.address, num_cpus, shipped)
-        signal.signal(signal.SIGTERM, _interrupt)  # ray.init installs its own handler, which ends the process
+        if handlers:  # ray.init installs its own SIGTERM handler, which ends the process
+            signal.signal(signal.SIGTERM, _interrupt)
         state.ray_session = session.session_dir
         state.save(folder)
         for phase, cell in planned_phases(study):

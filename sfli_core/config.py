@@ -157,6 +157,7 @@ class TrainConfig(Strict):
     schedule: Literal["constant", "exponential", "cosine"] = "constant"
     decay_rate: float = Field(0.9, gt=0, le=1)
     decay_steps: PositiveInt = 1000
+    warmup_steps: NonNegativeInt = 0
     steps: NonNegativeInt = 2000
     log_every: PositiveInt = 50
     n_train: PositiveInt | None = None

@@ -30,6 +30,7 @@ from pydantic import Field
 
 from .activations import ACTIVATIONS
 from .geometry import Box
+from .layouts import Layout, frequency_vectors, hyperplanes
 from .models import Dense, PirateNet
 from .params import NoParams, Params, params_of
 from .registry import Registry
@@ -157,86 +158,51 @@ def apply_init(model: torch.nn.Module, cfg, box: Box, seed: int) -> dict[str, fl
     return dict(scheme.apply(model, box, seed, cfg.scale, scheme.Params.model_validate(cfg.params)))
 
 
-def _directions_offsets(box: Box, m: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Unit directions α [m, d] and offsets r [m] of SFLI's hyperplanes α·(x − x_c) = r.
+def sfli_layer(activation: str, box: Box, m: int, scale: float, omega_max: float | None, g: torch.Generator,
+               layout: Layout = "random") -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+    """SFLI weights W [m, d] and biases b [m] for m neurons of ``activation`` reading x ∈ Ω, placed by ``layout``
+    (:mod:`sfli_core.layouts`).
 
-    1-D: α alternates +1, −1 and the transition points x_c + α_i r_i are the midpoints of m equal cells
-    (so r_i = α_i (t_i − x_c)); d-D: α normalised Gaussian, r ~ U[−R, R], both seeded.
-    """
-    if box.dim == 1:
-        a, b = box.lo[0], box.hi[0]
-        t = a + (torch.arange(m, dtype=torch.float64) + 0.5) * (b - a) / m
-        alpha = torch.where(torch.arange(m) % 2 == 0, 1.0, -1.0).to(torch.float64)[:, None]
-        return alpha, alpha[:, 0] * (t - box.center()[0])
-    alpha = torch.randn(m, box.dim, generator=g, dtype=torch.float64)
-    alpha = alpha / alpha.norm(dim=1, keepdim=True)
-    radius = box.half_diagonal()
-    return alpha, radius * (2 * torch.rand(m, generator=g, dtype=torch.float64) - 1)
-
-
-def cell_width(box: Box, m: int) -> float:
-    """h = 2R / m^{1/d}: the spacing of m hyperplanes across the box (1-D: the cell width (b − a)/m)."""
-    return 2 * box.half_diagonal() / m ** (1 / box.dim)
-
-
-def default_omega_max(box: Box, m: int, scale: float) -> float:
-    """ω_max = κ π m^{1/d} / (2R); in 1-D κ π m / (b − a)."""
-    return scale * math.pi * m ** (1 / box.dim) / (2 * box.half_diagonal())
-
-
-def _frequencies(box: Box, m: int, omega_max: float, g: torch.Generator) -> torch.Tensor:
-    """Rows ω_i α_i [m, d], ω_i = ω_max (i+1)/m evenly over (0, ω_max]; α = +1 in 1-D, unit Gaussian in d-D."""
-    omega = omega_max * (torch.arange(m, dtype=torch.float64) + 1) / m
-    if box.dim == 1:
-        return omega[:, None]
-    alpha = torch.randn(m, box.dim, generator=g, dtype=torch.float64)
-    return omega[:, None] * alpha / alpha.norm(dim=1, keepdim=True)
-
-
-def sfli_layer(activation: str, box: Box, m: int, scale: float, omega_max: float | None,
-               g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
-    """SFLI weights W [m, d] and biases b [m] for m neurons of ``activation`` reading x ∈ Ω.
-
-    Sigmoidal / ramp-smooth: σ(γ(α·(x − x_c) − r)), γ = κ/h (doubled for sigmoid, since
-    tanh z = 2 sigmoid(2z) − 1). ReLU-like: the same hyperplanes with ‖w‖ = κ. sin: sin(ω_i α_i·(x − x_c) + φ_i)
-    with φ alternating 0, π/2. Returns the resolved knobs for the run record.
+    Sigmoidal: σ(γ_i(α_i·(x − x_c) − r_i)), γ_i = κ/h_i times the activation's SFLI gain (2 for sigmoid,
+    since tanh z = 2 sigmoid(2z) − 1). Ramp: the same hyperplanes with ‖w_i‖ = κ. Periodic:
+    sin(ω_i α_i·(x − x_c) + φ_i) with φ alternating 0, π/2. Returns the resolved knobs for the run record
+    (γ averaged over the neurons; ω_max, the largest under ``axis``).
     """
     act = ACTIVATIONS.get(activation)
     shape = act.sfli_shape
     if shape is None:
-        served = [name for name, act in ACTIVATIONS.items() if act.sfli_shape is not None]
+        served = [name for name, a in ACTIVATIONS.items() if a.sfli_shape is not None]
         raise ValueError(f"init 'sfli' cannot serve activation '{activation}'; it supports: {', '.join(served)}")
     xc = box.center()
     if shape == "periodic":
-        omega_max = default_omega_max(box, m, scale) if omega_max is None else omega_max
-        w = _frequencies(box, m, omega_max, g)
+        w, used = frequency_vectors(box, m, layout, g, scale, omega_max)
         phase = torch.where(torch.arange(m) % 2 == 0, 0.0, math.pi / 2).to(torch.float64)
-        return w, phase - w @ xc, {"omega_max": omega_max}
-    alpha, r = _directions_offsets(box, m, g)
-    if shape == "ramp":
-        gamma = scale
-    else:
-        gamma = scale / cell_width(box, m) * act.sfli_gain
-    return gamma * alpha, -gamma * (alpha @ xc + r), {"gamma": gamma}
+        return w, phase - w @ xc, {"omega_max": used}
+    planes = hyperplanes(box, m, layout, g)
+    gamma = torch.full((m,), float(scale), dtype=torch.float64) if shape == "ramp" else scale / planes.h * act.sfli_gain
+    w = gamma[:, None] * planes.alpha
+    return w, -gamma * (planes.alpha @ xc + planes.r), {"gamma": float(gamma.mean())}
 
 
 class SfliParams(Params):
     omega_max: float | None = Field(None, gt=0)  # sin features: None → κπ m^{1/d}/(2R)
+    layout: Layout = "random"  # where the neurons go in d > 1 (sfli_core.layouts); all coincide in 1-D
 
 
 def sfli(model, box: Box, seed: int, scale: float, params: SfliParams) -> dict[str, float]:
     """Structured first layer (κ = s) on the layers that read x, Xavier normal elsewhere."""
     fill_dense(model, xavier_normal(1.0), stream(seed, 0))
     if isinstance(model, PirateNet) and model.fourier_features:
-        B = model.embedding.B
-        omega_max = params.omega_max or default_omega_max(box, 2 * B.shape[0], scale)
+        B = model.embedding.B  # [cos, sin] of each row: two features per frequency
+        rows, used = frequency_vectors(box, B.shape[0], params.layout, stream(seed, 1), scale, params.omega_max,
+                                       per_row=2)
         with torch.no_grad():
-            B.copy_(_frequencies(box, B.shape[0], omega_max, stream(seed, 1)))
-        return {"omega_max": omega_max}
+            B.copy_(rows)
+        return {"omega_max": used}
     info: dict[str, float] = {}
     for k, (layer, activation) in enumerate(model.input_layers(), start=1):
         g = stream(seed, k)
-        w, b, knobs = sfli_layer(activation, box, layer.d_out, scale, params.omega_max, g)
+        w, b, knobs = sfli_layer(activation, box, layer.d_out, scale, params.omega_max, g, params.layout)
         layer.assign(w, b, g)
         info.update(knobs)
     return info

@@ -64,9 +64,11 @@ def make_optimizer(cfg) -> Adam | SGD:
 
 
 def learning_rate(cfg, step: int) -> float:
-    """lr at ``step``: constant; exponential lr·rate^(step/decay_steps); cosine lr·½(1 + cos(π step/steps))."""
+    """lr at ``step``: constant; exponential lr·rate^(step/decay_steps); cosine lr·½(1 + cos(π step/steps));
+    times a linear warm-up min(1, (step + 1)/warmup_steps) when ``warmup_steps`` > 0 (jaxpi's recipe)."""
+    warm = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
     if cfg.schedule == "exponential":
-        return cfg.lr * cfg.decay_rate ** (step / cfg.decay_steps)
+        return warm * cfg.lr * cfg.decay_rate ** (step / cfg.decay_steps)
     if cfg.schedule == "cosine":
-        return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(step, cfg.steps) / max(cfg.steps, 1)))
-    return cfg.lr
+        return warm * cfg.lr * 0.5 * (1 + math.cos(math.pi * min(step, cfg.steps) / max(cfg.steps, 1)))
+    return warm * cfg.lr

@@ -5,7 +5,8 @@ import torch
 
 from sfli_core.config import InitConfig, ModelConfig, RunConfig
 from sfli_core.geometry import Box
-from sfli_core.init import apply_init, cell_width, sfli_layer, stream
+from sfli_core.init import apply_init, sfli_layer, stream
+from sfli_core.layouts import cell_width
 from sfli_core.models import build_model
 from sfli_core.trainer import Trainer
 

@@ -71,6 +71,9 @@ def test_report_tables_and_figures(tmp_path):
         assert (out / name).stat().st_size > 0, name
     assert "| toy | base | fit1d_multiscale | mlp | 0.01 | xavier | sfli | 3 of 4 | 4 of 4 |" in result.markdown
     assert "\\begin{tabular}" in (out / "speedup.tex").read_text()
+    # neither arm of the toy study was searched, and the report says so
+    assert "| toy | sfli | sfli | not tuned (fixed knobs) | 0 |" in result.markdown
+    assert (out / "tuning.csv").stat().st_size > 0
 
 
 def test_report_command_logs_files_to_the_parent_run(tmp_path):

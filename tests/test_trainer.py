@@ -105,3 +105,15 @@ def test_train_step_is_a_function_of_parameters_state_and_batch():
     assert torch.equal(own["loss"], other["loss"])
     for name, p in trainer.params.items():
         assert torch.allclose(p, copy[name], atol=1e-7, rtol=0), name
+
+
+def test_learning_rate_schedules_with_warm_up():
+    from sfli_core.config import TrainConfig
+    from sfli_core.optim import learning_rate
+
+    cfg = TrainConfig(lr=1e-3, schedule="exponential", decay_rate=0.5, decay_steps=100, warmup_steps=10, steps=400)
+    assert learning_rate(cfg, 0) == pytest.approx(1e-4)  # 1/10 of the way up
+    assert learning_rate(cfg, 9) == pytest.approx(1e-3 * 0.5 ** 0.09)
+    assert learning_rate(cfg, 200) == pytest.approx(2.5e-4)
+    cosine = TrainConfig(lr=2e-3, schedule="cosine", steps=100)
+    assert learning_rate(cosine, 50) == pytest.approx(1e-3) and learning_rate(cosine, 100) == pytest.approx(0.0)
