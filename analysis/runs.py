@@ -37,8 +37,9 @@ def load_runs(uri: str, studies: list[str] | None = None, phase: str = "evaluate
             p = record.decode_params(run.data.params)
             identity = TrialIdentity.from_tags(run.data.tags)
             row = {k: v for k, v in vars(identity).items() if k not in ("trial_id", "seeds")}
+            budget = int(p["train.steps"]) + int(p.get("train.lbfgs_steps", 0))  # optimiser steps, then L-BFGS
             row.update(status=run.data.tags.get(record.STATUS), run_id=run.info.run_id, seed=int(p["seed"]),
-                       budget=int(p["train.steps"]), hidden_layers=int(p[f"{record.META}hidden_layers"]),
+                       budget=budget, hidden_layers=int(p[f"{record.META}hidden_layers"]),
                        width=int(p["model.width"]), activation=p["model.activation"],
                        headline=float(p["rank.headline"]), metric=p["targets.metric"],
                        thresholds=tuple(p["targets.thresholds"]),

@@ -35,7 +35,7 @@ def cmd_train(args) -> int:
     cfg = load_run_config(args.config, args.set)
     print(f"task {cfg.task.name}  model {cfg.model.arch} {cfg.model.depth}×{cfg.model.width} {cfg.model.activation}"
           f"  init {cfg.init.name} (scale {cfg.init.scale})  seed {cfg.seed}")
-    trainer = Trainer(cfg, callback=_progress(cfg.train.steps, cfg.rank.headline))
+    trainer = Trainer(cfg, callback=_progress(cfg.train.total_steps, cfg.rank.headline))
     result = trainer.run()
     if sys.stdout.isatty():
         print()
@@ -52,7 +52,7 @@ def cmd_validate(args) -> int:
         cfg = study.run_config(arm, variant=variants[0])
         knobs = ", ".join(spec.search) if spec.search else "none"
         print(f"arm {arm}: init {cfg.init.name}, {cfg.model.arch} {cfg.model.depth}×{cfg.model.width}, "
-              f"{cfg.train.steps} steps; searched: {knobs}")
+              f"{cfg.train.total_steps} steps; searched: {knobs}")
     if study.grid:
         print(f"grid: {len(variants)} points: {', '.join(study.variant_id(v) for v in variants)}")
     print(f"{args.study}: valid. {study.expected_trials('search')} search trials on seeds {study.search.seeds}, "
@@ -115,7 +115,7 @@ def cmd_trial(args) -> int:
 
     data = study.run_config(args.arm, seed=args.seed).model_dump(mode="json")
     cfg = validate(RunConfig, apply_overrides(data, args.set), f"{args.study} arm {args.arm}")
-    trainer = Trainer(cfg, callback=_progress(cfg.train.steps, cfg.rank.headline))
+    trainer = Trainer(cfg, callback=_progress(cfg.train.total_steps, cfg.rank.headline))
     print(trainer.run().describe(cfg.rank.headline))
     return 0
 

@@ -24,7 +24,7 @@ WORST = 1e12
 def objective_value(name: str, status: str, reached: Mapping[str, float], latest: Mapping[str, float],
                     budget: int) -> float:
     """``reached``: targets met so far (``target/steps_to_<τ>`` → step); ``latest``: the latest logged record
-    (``train/loss``, ``eval/rel_l2`` …); ``budget``: ``train.steps``."""
+    (``train/loss``, ``eval/rel_l2`` …); ``budget``: the step budget, ``train.steps`` + ``train.lbfgs_steps``."""
     if status == Status.DIVERGED:
         return WORST
     if name.startswith("target/"):

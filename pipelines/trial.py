@@ -168,7 +168,7 @@ def train_seeds(plan: TrialPlan, state: TrialState, study: Study, tracker: Track
             final_u = input_weights(shown[0][0]) if shown else None
             _artifacts(tracker, run_id, cfg, result, initial_u, final_u)
         objective = objective_value(study.search.objective, result.status, result.targets, result.history[-1],
-                                    cfg.train.steps)
+                                    cfg.train.total_steps)
         state.outcomes.append(SeedOutcome(plan.seeds[index], result.status, objective, result.history,
                                           {**result.summary(), **layer_counts(trainer.model)}))
         state.seed_index = index + 1
@@ -194,7 +194,7 @@ class _Reporter:
         if self.seed_index == 0 and step > self.logged_up_to:
             self.tracker.log_metrics(self.run_id, entry, step)
         self.n += 1
-        budget = trainer.cfg.train.steps
+        budget = trainer.cfg.train.total_steps
         running = objective_value(self.study.search.objective, trainer.status, trainer.targets.reached, entry,
                                   budget)
         metrics = {record.OBJECTIVE: running, keys.TRAIN_LOSS: finite_or_worst(entry[keys.TRAIN_LOSS]),

@@ -159,11 +159,19 @@ class TrainConfig(Strict):
     decay_steps: PositiveInt = 1000
     warmup_steps: NonNegativeInt = 0
     steps: NonNegativeInt = 2000
+    lbfgs_steps: NonNegativeInt = 0  # L-BFGS iterations after the `steps` of the optimiser (DeepXDE's recipe)
+    lbfgs_lr: PositiveFloat = 1.0
+    lbfgs_history: PositiveInt = 50
     log_every: PositiveInt = 50
     n_train: PositiveInt | None = None
     resample_every: NonNegativeInt = 0
     dtype: Literal["float32", "float64"] = "float32"
     device: str = "auto"  # CUDA when this process sees a GPU (Ray hides GPUs from trials that asked for none)
+
+    @property
+    def total_steps(self) -> int:
+        """The step budget: optimiser steps, then L-BFGS iterations."""
+        return self.steps + self.lbfgs_steps
 
     @field_validator("device")
     @classmethod

@@ -47,6 +47,10 @@ class Trainer:
         self.params = dict(self.model.named_parameters())
         self.optimizer = make_optimizer(cfg.train)
         self.opt_state = self.optimizer.init(list(self.params.values()))
+        # the refinement phase: torch's L-BFGS (strong Wolfe line search), one iteration per step
+        self.lbfgs = torch.optim.LBFGS(list(self.params.values()), lr=cfg.train.lbfgs_lr, max_iter=1,
+                                       history_size=cfg.train.lbfgs_history, line_search_fn="strong_wolfe"
+                                       ) if cfg.train.lbfgs_steps else None
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self.n_train = cfg.train.n_train or self.task.default_n_train
         self.batch = self._sample()
@@ -94,6 +98,22 @@ class Trainer:
         terms["loss"] = loss
         return {k: v.detach() for k, v in terms.items()}
 
+    def lbfgs_step(self) -> dict[str, torch.Tensor]:
+        """One L-BFGS iteration on the current batch; returns the loss terms before it (as ``train_step``)."""
+        before: dict[str, torch.Tensor] = {}
+
+        def closure() -> torch.Tensor:
+            self.lbfgs.zero_grad()
+            terms = self.task.loss_terms(self.field(self.params), self.batch)
+            loss = sum(terms.values())
+            loss.backward()
+            if not before:  # the line search evaluates again: the record shows the point it started from
+                before.update({k: v.detach() for k, v in terms.items()}, loss=loss.detach())
+            return loss
+
+        self.lbfgs.step(closure)
+        return before
+
     @torch.no_grad()
     def evaluate(self, with_rank: bool) -> tuple[dict[str, float], list[torch.Tensor]]:
         """Relative L2 error on the evaluation grid and, optionally, every hidden layer's Gram spectrum."""
@@ -108,25 +128,29 @@ class Trainer:
         return record, spectra
 
     def run(self, until: int | None = None) -> RunResult:
-        """Train from the current step up to ``train.steps`` (or stop after step ``until``, for tests)."""
+        """Train from the current step up to ``train.steps`` optimiser steps and then ``train.lbfgs_steps`` L-BFGS
+        iterations (or stop after step ``until``, for tests)."""
         cfg = self.cfg.train
+        total = cfg.total_steps
         wall_start = time.perf_counter() - self.wall_offset
-        last = cfg.steps if until is None else min(until, cfg.steps)
+        last = total if until is None else min(until, total)
         while self.step <= last and self.status == Status.FINISHED:
             s = self.step
-            is_log = s % cfg.log_every == 0 or s == cfg.steps
+            is_log = s % cfg.log_every == 0 or s == total
             if is_log:
                 # ε-rank on every `rank.every`-th multiple of log_every (a function of the step, so a restored
                 # run keeps the cadence of an uninterrupted one) and always on the last step
                 with_rank = self.cfg.rank.enabled and (
-                    (s // cfg.log_every) % self.cfg.rank.every == 0 or s == cfg.steps)
+                    (s // cfg.log_every) % self.cfg.rank.every == 0 or s == total)
                 evaluation, spectra = self.evaluate(with_rank)
             if s > 0 and cfg.resample_every and s % cfg.resample_every == 0:
                 self.batch = self._sample()
-            lr = learning_rate(cfg, s)
+            lr = learning_rate(cfg, s) if s < cfg.steps else cfg.lbfgs_lr
             t0 = time.perf_counter()
             if s < cfg.steps:
                 terms = self.train_step(self.params, self.opt_state, self.batch, lr)
+            elif s < total:
+                terms = self.lbfgs_step()
             else:
                 terms = {k: v.detach() for k, v in self.task.loss_terms(self.field(self.params), self.batch).items()}
                 terms["loss"] = sum(terms.values())
@@ -171,6 +195,7 @@ class Trainer:
                           for k, v in self.opt_state.items()},
             "generator": self.generator.get_state(), "batch": dict(self.batch),
             "history": list(self.history), "spectra": dict(self.spectra), "targets": dict(self.targets.reached),
+            "lbfgs": self.lbfgs.state_dict() if self.lbfgs is not None else None,
         }
 
     @torch.no_grad()
@@ -189,6 +214,8 @@ class Trainer:
         self.train_seconds, self.wall_offset = state["train_seconds"], state["wall_offset"]
         self.history, self.spectra = list(state["history"]), dict(state["spectra"])
         self.targets.reached = dict(state["targets"])
+        if self.lbfgs is not None and state.get("lbfgs") is not None:
+            self.lbfgs.load_state_dict(state["lbfgs"])
 
     def save(self, path: str | Path) -> None:
         path = Path(path)

@@ -72,6 +72,10 @@ def test_diverging_arm_is_recorded_and_the_study_completes(tmp_path):
     assert state.status == "finished"
     runs = {r.data.tags["arm"]: r for r in trial_runs(state.tracking_uri, "diverge", "evaluate")}
     assert runs["blowup"].data.tags["status"] == "diverged" and runs["ok"].data.tags["status"] == "finished"
+    # the report of a study with a diverged arm shows it, and prints no all-NaN warnings
+    proc = sfli_cli("report", "diverge", "--runs-dir", str(tmp_path / "runs"), "--no-figures", timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "diverged 1" in proc.stdout and "RuntimeWarning" not in proc.stderr
 
 
 def test_study_against_a_real_mlflow_server(tmp_path):
