@@ -4,10 +4,12 @@ instance on 127.0.0.1 that the driver starts and also cleans up after, even afte
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import shutil
 import signal
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,16 +54,32 @@ def disconnect(session: RaySession) -> None:
         remove_leftovers(session.session_dir)
 
 
-def remove_leftovers(session_dir: str) -> None:
-    """Stop every process of a local Ray session (helpers that ignore SIGTERM included) and delete its folder,
-    which Ray would otherwise keep for ever."""
+def _session_processes(session_dir: str) -> list[int]:
+    found = []
     for proc in Path("/proc").glob("[0-9]*"):
         try:
-            if session_dir.encode() in (proc / "cmdline").read_bytes():
-                os.kill(int(proc.name), signal.SIGKILL)
+            if int(proc.name) != os.getpid() and session_dir.encode() in (proc / "cmdline").read_bytes():
+                found.append(int(proc.name))
         except (OSError, ValueError):
             continue  # gone meanwhile, or not ours to read
-    shutil.rmtree(session_dir, ignore_errors=True)
+    return found
+
+
+def remove_leftovers(session_dir: str, patience_s: float = 10.0) -> None:
+    """Stop every process of a local Ray session (helpers that ignore SIGTERM included) and delete its folder,
+    which Ray would otherwise keep for ever. Processes still exiting can write into the folder: it is deleted
+    once they are gone, and again if something came back."""
+    deadline = time.monotonic() + patience_s
+    while time.monotonic() < deadline:
+        pids = _session_processes(session_dir)
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        if not pids:
+            shutil.rmtree(session_dir, ignore_errors=True)
+            if not os.path.exists(session_dir):
+                break
+        time.sleep(0.2)
     latest = Path(session_dir).parent / "session_latest"
     if latest.is_symlink() and not latest.exists():
         latest.unlink(missing_ok=True)
