@@ -29,7 +29,8 @@ def staircase_curves(curves: dict[str, list[pd.DataFrame]], eps: float, path: Pa
     fig, (ax_loss, ax_rank) = plt.subplots(2, 1, figsize=(6.4, 5.2), sharex=True)
     for colour, (arm, frames) in zip(plt.rcParams["axes.prop_cycle"].by_key()["color"], sorted(curves.items())):
         for ax, col in ((ax_loss, "loss"), (ax_rank, "rank")):
-            table = pd.concat([f[col] for f in frames], axis=1)
+            # ε-ranks may be logged at every k-th logging step only (rank.every): plot the steps that have them
+            table = pd.concat([f[col] for f in frames], axis=1).dropna(how="all")
             q1, med, q3 = (table.quantile(q, axis=1) for q in (0.25, 0.5, 0.75))
             ax.plot(med.index, med.values, color=colour, label=f"{arm} (n={len(frames)})")
             ax.fill_between(med.index, q1.values, q3.values, color=colour, alpha=0.2)
