@@ -55,6 +55,14 @@ class Progress(tune.Callback):
               f"elapsed {time.time() - self.t0:.0f} s", flush=True)
 
 
+class PhaseIncomplete(Exception):
+    """A phase's Tune experiment ended with trials not done (interrupted) or failed for good."""
+
+    def __init__(self, label: str, done: int, expected: int, failed: int):
+        super().__init__(f"{label}: {done} of {expected} trials done" + (f", {failed} failed" if failed else ""))
+        self.failed = failed
+
+
 class StopRequest:
     """Set by the driver's SIGINT/SIGTERM handler. Ray Tune's own SIGINT handling is turned off
     (TUNE_DISABLE_SIGINT_HANDLER), because an interrupted Tune run marks every trial terminated and cannot be
@@ -87,7 +95,7 @@ def run_phase(state, study: Study, phase: str, cell: Cell | None, t0: float,
     if tune.Tuner.can_restore(path):
         tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True)
     elif phase == "search":
-        searcher = OptunaSearch(metric="objective", mode="min", sampler=_sampler(study))
+        searcher = OptunaSearch(metric=record.OBJECTIVE, mode="min", sampler=_sampler(study))
         scheduler = None
         if study.search.asha.enabled:
             scheduler = ASHAScheduler(metric="train/loss", mode="min", time_attr="training_iteration",
@@ -109,8 +117,6 @@ def run_phase(state, study: Study, phase: str, cell: Cell | None, t0: float,
         StopRequest.in_fit = False
     expected = study.search.trials if phase == "search" else study.expected_trials("evaluate")
     if StopRequest.requested or results.num_errors or len(results) < expected:
-        from .runner import PhaseIncomplete
-
         done = sum(1 for r in results if r.metrics and r.metrics.get(COMPLETE))
         raise PhaseIncomplete(label, done, expected, 0 if StopRequest.requested else results.num_errors)
     keep = {r.metrics.get("trial_id") for r in results if r.metrics}

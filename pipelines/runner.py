@@ -34,14 +34,6 @@ from .study import Cell, Study, extend_python_path, load_study
 from .tracking import Tracker, check_store, runs_dir, store_lock, tracking_uri
 
 
-class PhaseIncomplete(Exception):
-    """A phase's Tune experiment ended with trials not done (interrupted) or failed for good."""
-
-    def __init__(self, label: str, done: int, expected: int, failed: int):
-        super().__init__(f"{label}: {done} of {expected} trials done" + (f", {failed} failed" if failed else ""))
-        self.failed = failed
-
-
 def git_revision() -> str:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
@@ -112,7 +104,7 @@ def _interrupt(signum, frame) -> None:
 
 
 def _drive(state: StudyState, folder: Path, num_cpus: int | None) -> StudyState:
-    from .phases import StopRequest, run_phase
+    from .phases import PhaseIncomplete, StopRequest, run_phase
 
     extend_python_path(state.study.get("python_path", []))  # the user's modules, before names are resolved
     study = Study.model_validate(state.study)
