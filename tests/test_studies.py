@@ -65,3 +65,14 @@ def test_ui_serves_the_default_store_on_loopback(tmp_path):
         wait_for(health, timeout=120, what="sfli ui")
     finally:
         stop_group(ui)
+
+
+def test_sfli_layouts_smoke_runs_every_layout_with_every_arm_tuned(tmp_path):
+    proc = sfli_cli("run", "studies/sfli_layouts.yaml", "--smoke", "--runs-dir", str(tmp_path / "runs"),
+                    "--num-cpus", "2", timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = proc.stdout
+    for arm in ("sfli_random", "sfli_axis", "sfli_quasi", "sfli_layout"):
+        assert f"| xavier | {arm} |" in out  # each layout paired with tuned Xavier
+    assert "| sfli_layouts | xavier | xavier_normal | init.scale, train.lr | 1 |" in out  # the baseline was tuned
+    assert "| sfli_layouts | sfli_layout | sfli | init.params.layout, init.scale, train.lr | 1 |" in out
