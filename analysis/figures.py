@@ -1,5 +1,5 @@
-"""The report's figures (matplotlib, files only): staircase curves, speed-up forest plot, initial ε-rank per
-arm and layer, ε-spectra at start and end."""
+"""The report's figures (matplotlib, files only; PNG at 200 dpi and PDF): Kaplan–Meier curves of reaching
+each target, staircase curves, the speed-up forest plot, initial ε-rank per arm and layer, ε-spectra."""
 
 from __future__ import annotations
 
@@ -15,57 +15,136 @@ import pandas as pd  # noqa: E402
 
 from sfli_core import keys  # noqa: E402
 
+from .survival import Runtimes, km_curve  # noqa: E402
 
-def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+DPI = 200
+
+
+def _colours() -> list[str]:
+    return plt.rcParams["axes.prop_cycle"].by_key()["color"]
+
+
+def _save(fig, path: Path) -> list[Path]:
+    """``path`` (PNG) and the same figure as PDF beside it."""
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    fig.savefig(path.with_suffix(".pdf"), bbox_inches="tight")
     plt.close(fig)
-    return path
+    return [path, path.with_suffix(".pdf")]
 
 
-def staircase_curves(curves: dict[str, list[pd.DataFrame]], eps: float, path: Path, title: str) -> Path:
+def km_curves(runtimes: dict[tuple[str, float], dict[str, Runtimes]], taus: list[float], budget: float,
+              path: Path, title: str) -> list[Path]:
+    """Kaplan–Meier fraction of runs that reached τ by step (top row) and by training second (bottom row),
+    one column per τ, one colour per arm, with the 95 % log-log band; the step budget is marked.
+    ``runtimes[("steps" | "seconds", τ)][arm]``."""
+    arms = sorted({a for per_arm in runtimes.values() for a in per_arm})
+    fig, axes = plt.subplots(2, len(taus), figsize=(4.4 * len(taus), 6.4), squeeze=False, layout="constrained")
+    for j, tau in enumerate(taus):
+        for i, unit in enumerate(("steps", "seconds")):
+            ax = axes[i][j]
+            # the curves run on to the end of the budget (steps) or of the longest run (seconds)
+            end = budget if unit == "steps" else max((float(r.times.max()) for r in runtimes[(unit, tau)].values()
+                                                      if r.n), default=1.0)
+            for colour, arm in zip(_colours(), arms):
+                r = runtimes[(unit, tau)].get(arm)
+                if r is None or r.n == 0:
+                    continue
+                c = km_curve(r)
+                t = np.concatenate([[0.0], c.t, [max(end, float(c.t[-1]))]])
+
+                def run_on(v):
+                    return np.concatenate([[0.0], v, v[-1:]])
+
+                ax.step(t, run_on(c.F), where="post", color=colour, label=f"{arm} ({r.n_reached} of {r.n} reached)")
+                ax.fill_between(t, run_on(c.low), run_on(c.high), step="post", color=colour, alpha=0.15)
+            if unit == "steps":
+                ax.axvline(budget, color="black", linestyle=":", linewidth=1)
+                ax.annotate("budget", (budget, 1.0), xytext=(-3, -3), textcoords="offset points", ha="right",
+                            va="top", fontsize=7)
+            ax.axhline(0.5, color="grey", linewidth=0.6, linestyle="--")
+            ax.set_ylim(0, 1.02)
+            ax.set_xlabel("optimiser step" if unit == "steps" else "training seconds")
+            ax.set_ylabel(f"fraction reached τ = {keys.fmt_num(tau)}")
+            ax.legend(fontsize=7, loc="lower right")
+            ax.set_title(f"τ = {keys.fmt_num(tau)}, by {unit}", fontsize=9)
+    fig.suptitle(f"{title}: Kaplan–Meier, 95 % band (dashed: ½ = median)", fontsize=10)
+    return _save(fig, path)
+
+
+def staircase_curves(curves: dict[str, list[pd.DataFrame]], eps: float, taus: list[float], metric: str,
+                     path: Path, title: str) -> list[Path]:
     """Loss (top) and last-layer ε-rank (bottom) against step: median and inter-quartile band across seeds,
-    one colour per arm. ``curves[arm]`` is a list of frames (index step; columns loss, rank)."""
-    fig, (ax_loss, ax_rank) = plt.subplots(2, 1, figsize=(6.4, 5.2), sharex=True)
-    for colour, (arm, frames) in zip(plt.rcParams["axes.prop_cycle"].by_key()["color"], sorted(curves.items())):
+    one colour per arm; the targets τ as horizontal lines when the target metric is the training loss.
+    ``curves[arm]`` is a list of frames (index step; columns loss, rank), one per seed."""
+    fig, (ax_loss, ax_rank) = plt.subplots(2, 1, figsize=(6.4, 5.6), sharex=True, layout="constrained")
+    for colour, (arm, frames) in zip(_colours(), sorted(curves.items())):
         for ax, col in ((ax_loss, "loss"), (ax_rank, "rank")):
             # ε-ranks may be logged at every k-th logging step only (rank.every): plot the steps that have them
             table = pd.concat([f[col] for f in frames], axis=1).dropna(how="all")
             q1, med, q3 = (table.quantile(q, axis=1) for q in (0.25, 0.5, 0.75))
-            ax.plot(med.index, med.values, color=colour, label=f"{arm} (n={len(frames)})")
+            ax.plot(med.index, med.values, color=colour,
+                    label=f"{arm}: median, inter-quartile band, n = {len(frames)} seeds")
             ax.fill_between(med.index, q1.values, q3.values, color=colour, alpha=0.2)
+    if metric == keys.TRAIN_LOSS:
+        for tau in taus:
+            ax_loss.axhline(tau, color="grey", linestyle=":", linewidth=0.8)
+            ax_loss.annotate(f"τ = {keys.fmt_num(tau)}", (0, tau), xycoords=("axes fraction", "data"),
+                             xytext=(2, 2), textcoords="offset points", fontsize=7, color="grey")
     ax_loss.set_yscale("log")
     ax_loss.set_ylabel(keys.TRAIN_LOSS)
-    ax_rank.set_ylabel(f"ε-rank, last layer (ε={keys.fmt_num(eps)})")
-    ax_rank.set_xlabel("step")
-    ax_loss.legend(fontsize=8)
+    ax_rank.set_ylabel(f"ε-rank, last hidden layer (ε = {keys.fmt_num(eps)})")
+    ax_rank.set_xlabel("optimiser step")
+    ax_loss.legend(fontsize=7)
     ax_loss.set_title(title, fontsize=9)
     return _save(fig, path)
 
 
-def forest_plot(table: pd.DataFrame, path: Path) -> Path:
-    """Geometric-mean speed-up with its 95 % interval, one line per table row (log axis; 1 = no effect)."""
+def forest_plot(table: pd.DataFrame, path: Path) -> list[Path]:
+    """The headline speed-up (ratio of Kaplan–Meier medians) with its conservative 95 % interval, one line
+    per table row, on a log axis (1 = no effect). An end that is open (the median was not reached within the
+    budget) is drawn as an arrow running off to that side; a row with no estimate says so."""
     rows = table.reset_index(drop=True)
-    fig, ax = plt.subplots(figsize=(6.4, 0.45 * len(rows) + 1.2))
+    fig, ax = plt.subplots(figsize=(8.0, 0.42 * len(rows) + 1.4), layout="constrained")
+    finite = pd.concat([rows["speedup_low"], rows["speedup_high"], rows["speedup"]]).replace([np.inf, 0], np.nan)
+    lo_lim = float(np.nanmin(finite)) / 3 if finite.notna().any() else 0.1
+    hi_lim = float(np.nanmax(finite)) * 3 if finite.notna().any() else 10.0
+    lo_lim, hi_lim = min(lo_lim, 0.5), max(hi_lim, 2.0)
     for i, r in rows.iterrows():
         y = len(rows) - 1 - i
-        if math.isnan(r["speedup_geomean"]):
-            continue
-        lo, hi = r["speedup_ci_low"], r["speedup_ci_high"]
-        if not (math.isnan(lo) or math.isnan(hi)):
-            ax.plot([lo, hi], [y, y], color="black")
-        marker = ">" if r["speedup_kind"] == "lower bound" else "o"
-        ax.plot(r["speedup_geomean"], y, marker, color="tab:blue")
+        low = r["speedup_low"] if r["speedup_low"] > 0 else math.nan
+        high = r["speedup_high"] if math.isfinite(r["speedup_high"]) else math.nan
+        estimate = r["speedup"] if math.isfinite(r["speedup"]) else math.nan
+        if not (math.isnan(low) or math.isnan(high)):
+            ax.plot([low, high], [y, y], color="black", linewidth=1.2)
+        else:  # an open end: an arrow from the known end (or the estimate) off the axis on the open side
+            ends = []
+            if math.isnan(high):
+                ends.append((low if not math.isnan(low) else estimate, hi_lim))
+            if math.isnan(low):
+                ends.append((high if not math.isnan(high) else estimate, lo_lim))
+            for start, end in ends:
+                if not math.isnan(start):
+                    ax.annotate("", xy=(end, y), xytext=(start, y),
+                                arrowprops={"arrowstyle": "->", "color": "black", "lw": 1.2})
+        if not math.isnan(estimate):
+            ax.plot(estimate, y, "o", color="tab:blue")
+        elif math.isnan(low) and math.isnan(high):
+            ax.annotate("no estimate", (1.0, y), ha="center", va="center", fontsize=7, color="grey",
+                        bbox={"facecolor": "white", "edgecolor": "none"})
     ax.axvline(1.0, color="grey", linestyle="--")
     ax.set_xscale("log")
+    ax.set_xlim(lo_lim, hi_lim)
+    ax.set_ylim(-0.7, len(rows) - 0.3)
     ax.set_yticks(range(len(rows)))
-    ax.set_yticklabels([f"{r.task} {r.arch} {r.variant} τ={keys.fmt_num(r.tau)} {r.baseline}→{r.treatment}"
-                        for r in rows.iloc[::-1].itertuples()], fontsize=7)
-    ax.set_xlabel("speed-up in steps to target (geometric mean, 95 % CI; ▶ = lower bound)")
+    ax.set_yticklabels([f"{r.task} {r.arch}{'' if r.variant == 'base' else ' ' + str(r.variant)}, "
+                        f"τ={keys.fmt_num(r.tau)}: {r.baseline} vs {r.treatment}"
+                        for r in rows.iloc[::-1].itertuples()], fontsize=8)
+    ax.set_xlabel("speed-up in steps to τ: median(baseline) / median(treatment), conservative 95 % interval\n"
+                  "(arrow = interval open on that side; > 1: the treatment is faster)", fontsize=8)
     return _save(fig, path)
 
 
-def initial_rank_bars(runs: pd.DataFrame, path: Path, title: str) -> Path:
+def initial_rank_bars(runs: pd.DataFrame, path: Path, title: str) -> list[Path]:
     """Median initial ε-rank (headline ε) per arm and hidden layer."""
     arms = sorted(runs["arm"].unique())
     depth, eps = int(runs["hidden_layers"].max()), float(runs["headline"].iloc[0])
@@ -75,27 +154,32 @@ def initial_rank_bars(runs: pd.DataFrame, path: Path, title: str) -> Path:
         g = runs[runs["arm"] == arm]
         values = [float(np.nanmedian(g[c])) if (c := f"initial/{keys.rank_key(eps, l)}") in g else 0.0
                   for l in range(1, depth + 1)]
-        ax.bar(np.arange(1, depth + 1) + (i - (len(arms) - 1) / 2) * width, values, width, label=arm)
+        ax.bar(np.arange(1, depth + 1) + (i - (len(arms) - 1) / 2) * width, values, width,
+               label=f"{arm} (median of {len(g)} seeds)")
     ax.set_xlabel("hidden layer")
-    ax.set_ylabel(f"initial ε-rank (ε={keys.fmt_num(eps)})")
+    ax.set_ylabel(f"initial ε-rank (ε = {keys.fmt_num(eps)})")
     ax.set_xticks(range(1, depth + 1))
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     ax.set_title(title, fontsize=9)
     return _save(fig, path)
 
 
-def spectra_plot(spectra: dict[str, dict], eps: list[float], path: Path, title: str) -> Path:
-    """Gram eigenvalues of the last hidden layer at start (dashed) and end (solid), one colour per arm."""
+def spectra_plot(spectra: dict[str, tuple[int, dict]], eps: float, path: Path, title: str) -> list[Path]:
+    """Gram eigenvalues of the last hidden layer at start (dashed) and end (solid), one colour per arm;
+    ``spectra[arm] = (seed, {'initial': [per layer], 'final': [per layer]})``."""
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
-    for colour, (arm, sp) in zip(plt.rcParams["axes.prop_cycle"].by_key()["color"], sorted(spectra.items())):
+    for colour, (arm, (seed, sp)) in zip(_colours(), sorted(spectra.items())):
         for when, style in (("initial", "--"), ("final", "-")):
             if sp and when in sp:
+                layer = len(sp[when])
                 lam = np.clip(np.asarray(sp[when][-1]), 1e-18, None)
-                ax.semilogy(np.arange(1, len(lam) + 1), lam, style, color=colour, label=f"{arm} {when}")
-    for e in eps:
-        ax.axhline(e, color="grey", linewidth=0.6, linestyle=":")
+                ax.semilogy(np.arange(1, len(lam) + 1), lam, style, color=colour,
+                            label=f"{arm}, seed {seed}, layer {layer}, {when}")
+    ax.axhline(eps, color="grey", linewidth=0.6, linestyle=":")
+    ax.annotate(f"ε = {keys.fmt_num(eps)}", (1.0, eps), xycoords=("axes fraction", "data"), xytext=(-2, 2),
+                textcoords="offset points", ha="right", fontsize=7, color="grey")
     ax.set_xlabel("eigenvalue index")
     ax.set_ylabel("eigenvalue of M = ΦᵀΦ/N")
     ax.legend(fontsize=7)
-    ax.set_title(title, fontsize=9)
+    ax.set_title(f"{title}: spectrum of the last hidden layer", fontsize=9)
     return _save(fig, path)

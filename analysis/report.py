@@ -1,7 +1,8 @@
-"""`sfli report`: tables and figures of one or several recorded studies, as Markdown plus files.
+"""`sfli report`: tables and figures of one or several recorded studies: Markdown, CSV, LaTeX, figures (PNG and
+PDF), one self-contained HTML page, and a compact table for the terminal.
 
-Reads only (MLflow run search for summaries; metric histories and a few artifacts for the figures). The
-caller (the CLI in ``pipelines``) logs the written files to the study's parent run.
+Reads only (MLflow run search for summaries; metric histories and a few artifacts for the figures). Logging
+the files to a study's runs is the caller's decision (``pipelines.reporting``).
 """
 
 from __future__ import annotations
@@ -18,20 +19,22 @@ import pandas as pd
 from sfli_core import keys
 from sfli_core.staircase import staircase_stats
 
-from . import figures
+from . import columns, figures
+from . import html as page
+from .formats import html_table, markdown, write
 from .runs import artifact_file, artifact_json, history, load_runs
-from .tables import GROUP, condensation_table, layerwise_table, markdown, speedup_table, tuning_table, write
+from .summary import compact, summary_table
+from .survival import Runtimes
+from .tables import GROUP, condensation_table, layerwise_table, speedup_table, tuning_table
 
-SPEEDUP_COLUMNS = ["study", "variant", "task", "arch", "tau", "baseline", "treatment", "reached_base",
-                   "reached_treat", "median_steps_base", "median_steps_treat", "speedup_geomean", "speedup_ci_low",
-                   "speedup_ci_high", "speedup_median", "speedup_kind", "censored_pairs", "wall_speedup_geomean",
-                   "final_rel_l2_base", "final_rel_l2_treat", "initial_rank_base", "initial_rank_treat",
-                   "wilcoxon_p"]
+SPEEDUP_COLUMNS = list(columns.GROUP) + list(columns.SPEEDUP)
 
 
 @dataclass
 class Report:
     markdown: str
+    terminal: str  # the compact table and where the files are, for a 120-column terminal
+    html: Path
     files: list[Path] = field(default_factory=list)
     speedup: pd.DataFrame | None = None
     executions: dict[str, int] = field(default_factory=dict)  # the execution reported, per study
@@ -73,6 +76,44 @@ def staircase_table(curves: dict[tuple, dict[str, list[pd.DataFrame]]], budgets:
     return pd.DataFrame(rows)
 
 
+def runtimes_of(runs: pd.DataFrame, taus) -> dict[tuple[str, float], dict[str, Runtimes]]:
+    """Per (unit, τ) and arm: steps to τ censored at the budget, training seconds censored at the run's
+    training time (docs/science.md §6)."""
+    out = {}
+    for tau in taus:
+        for unit, col, budget in (("steps", keys.steps_to(tau), "budget"),
+                                  ("seconds", keys.seconds_to(tau), keys.TIME_TRAIN)):
+            out[(unit, tau)] = {arm: Runtimes.of(g[col] if col in g else np.full(len(g), np.nan), g[budget])
+                                for arm, g in runs.groupby("arm")}
+    return out
+
+
+def _figures(uri: str, runs: pd.DataFrame, curves: dict, speed: pd.DataFrame, out: Path) -> list[Path]:
+    files: list[Path] = []
+    for group, g in runs.groupby(GROUP, dropna=False, sort=True):
+        slug, title = _slug(*group), " ".join(str(p) for p in group if p != "base")
+        first = g.iloc[0]
+        eps, taus = float(first["headline"]), list(first["thresholds"])
+        files += figures.km_curves(runtimes_of(g, taus), taus, float(g["budget"].max()), out / f"km_{slug}.png",
+                                   title)
+        files += figures.staircase_curves(curves[group], eps, taus, first["metric"], out / f"staircase_{slug}.png",
+                                          title)
+        files += figures.initial_rank_bars(g, out / f"initial_rank_{slug}.png", title)
+        lowest = g.sort_values("seed").groupby("arm").head(1)
+        spectra = {r["arm"]: (int(r["seed"]), artifact_json(uri, r["run_id"], "spectra.json"))
+                   for _, r in lowest.iterrows()}
+        files += figures.spectra_plot(spectra, eps, out / f"spectra_{slug}.png", title)
+        for _, r in lowest.iterrows():
+            got = artifact_file(uri, r["run_id"], "condensation.png", out)
+            if got is not None:
+                target = out / f"condensation_{slug}_{r['arm']}_seed{int(r['seed'])}.png"
+                got.replace(target)
+                files.append(target)
+    if not speed.empty:
+        files += figures.forest_plot(speed, out / "speedup_forest.png")
+    return files
+
+
 def build_report(uri: str, studies: list[str] | None, out: Path, with_figures: bool = True,
                  execution: int | None = None) -> Report:
     runs = load_runs(uri, studies, execution=execution)
@@ -95,45 +136,48 @@ def build_report(uri: str, studies: list[str] | None, out: Path, with_figures: b
         curves[group] = curves_of(uri, g)
         budgets[group] = int(g["budget"].iloc[0])
     stair = staircase_table(curves, budgets)
-    for name, table in (("speedup", speed), ("tuning", tuning), ("layerwise", layers), ("staircase", stair),
-                        ("condensation", condensed)):
+    tables = [("speedup_summary", "Speed-up to target and final error, baseline against treatment",
+               summary_table(speed)),
+              ("speedup", "All estimates behind it (a LaTeX table this wide would not fit a page: CSV, Markdown)",
+               speed),
+              ("tuning", "Tuning: what each arm's search could change (a comparison is fair when every arm was "
+                         "tuned alike)", tuning),
+              ("layerwise", "ε-rank by hidden layer (headline ε; median over seeds)", layers),
+              ("staircase", "Staircase statistics (median over seeds; docs/science.md §2)", stair),
+              ("condensation", "Condensation of the hidden layers (end of run)", condensed)]
+    tables = [t for t in tables if not t[2].empty or t[0] != "condensation"]
+    for name, _, table in tables:
         if not table.empty:
-            files += write(table, out, name)
+            files += write(table, out, name, tex=name != "speedup")
+    figure_files = _figures(uri, runs, curves, speed, out) if with_figures else []
+    files += figure_files
 
-    if with_figures:
-        for group, g in runs.groupby(GROUP, dropna=False, sort=True):
-            slug, title = _slug(*group), " ".join(str(p) for p in group if p != "base")
-            eps = float(g["headline"].iloc[0])
-            files.append(figures.staircase_curves(curves[group], eps, out / f"staircase_{slug}.png", title))
-            files.append(figures.initial_rank_bars(g, out / f"initial_rank_{slug}.png", title))
-            first = g.sort_values("seed").groupby("arm").head(1)
-            spectra = {r["arm"]: artifact_json(uri, r["run_id"], "spectra.json") for _, r in first.iterrows()}
-            eps_all = [eps]
-            files.append(figures.spectra_plot(spectra, eps_all, out / f"spectra_{slug}.png", title))
-            for _, r in first.iterrows():
-                got = artifact_file(uri, r["run_id"], "condensation.png", out)
-                if got is not None:
-                    target = out / f"condensation_{slug}_{r['arm']}.png"
-                    got.replace(target)
-                    files.append(target)
-        if not speed.empty:
-            files.append(figures.forest_plot(speed, out / "speedup_forest.png"))
-
-    n_runs = len(runs)
     statuses = ", ".join(f"{k} {v}" for k, v in runs["status"].value_counts().items())
     which = ", ".join(f"{s} execution {e}" for s, e in executions.items())
-    md = [f"# sfli report: {label}", "",
-          f"{n_runs} evaluation runs ({statuses}) of {which}; tracking store {uri}; files in {out}.", "",
-          "## Paired speed-up (steps to target; docs/science.md §6)", "",
-          "Censored pairs count as bounds (`speedup_kind`), never dropped; `reached_*` is k of n paired seeds.",
-          "", markdown(speed), "",
-          "## Tuning (what each arm's search could change; a comparison is fair when every arm was tuned alike)",
-          "", markdown(tuning), "",
-          "## ε-rank by layer (headline ε; median over seeds)", "", markdown(layers), "",
-          "## Staircase statistics (median over seeds; docs/science.md §2)", "", markdown(stair)]
-    if not condensed.empty:
-        md += ["", "## Condensation of the hidden layers (end of run)", "", markdown(condensed)]
+    intro = (f"{len(runs)} evaluation runs ({statuses}) of {which}; tracking store {uri}; files in {out}. "
+             "Steps to a target are censored at the budget (a run that never reached τ, or diverged); medians "
+             "are Kaplan–Meier estimates, intervals 95 % unless a column says otherwise, p-values are "
+             "two-sided and adjusted across this report's rows by Benjamini–Hochberg (the _adj columns).")
+    used = {c for _, _, t in tables for c in t.columns}
+    glossary = {k: v for k, v in columns.ALL.items() if k in used}
+    headline = compact(speed)
+    md = [f"# sfli report: {label}", "", intro, "", "## Headline", "", "```", headline, "```", ""]
+    for _, heading, table in tables:
+        md += [f"## {heading}", "", markdown(table), ""]
+    md += ["## Columns", ""] + [f"- `{k}`: {v}" for k, v in glossary.items()]
+    if figure_files:
+        md += ["", "## Figures", ""] + [f"- {p.name}" for p in figure_files if p.suffix == ".png"]
     text = "\n".join(md) + "\n"
     (out / "report.md").write_text(text)
-    files.append(out / "report.md")
-    return Report(markdown=text, files=files, speedup=speed, executions=executions)
+    html_path = out / "report.html"
+    sections = [("About", page.paragraph(intro)), ("Headline", page.preformatted(headline))]
+    sections += [(heading, html_table(table)) for _, heading, table in tables]
+    sections += [("Columns", page.glossary(glossary))]
+    if figure_files:
+        sections += [("Figures", "".join(page.image(p) for p in figure_files if p.suffix == ".png"))]
+    html_path.write_text(page.page(f"sfli report: {label}", sections))
+    files += [out / "report.md", html_path]
+    terminal = (f"{len(runs)} evaluation runs ({statuses}) of {which}\n\n{headline}\n\n"
+                f"Full tables, figures and {html_path.name}: {out}")
+    return Report(markdown=text, terminal=terminal, html=html_path, files=files, speedup=speed,
+                  executions=executions)

@@ -1,88 +1,82 @@
-"""Paired speed-up statistics (docs/science.md §6).
+"""One row of the speed-up table: a baseline arm against a treatment arm at one target τ (docs/science.md §6).
 
-Runs are paired by seed within (study, variant, task, arch): a baseline arm against a treatment arm (SFLI, or
-a user's initialisation of role ``treatment``), same budget.
-Per pair, speed-up = steps_base / steps_treat, where steps are the first logged step with metric ≤ τ:
-  * both reached: exact;
-  * baseline censored, treatment reached: a lower bound, budget / steps_treat;
-  * treatment censored, baseline reached: an upper bound, steps_base / budget;
-  * both censored: no information (counted, not used).
-Aggregates over the usable pairs (bounds at their bound value, flagged): geometric mean and median with a 95 %
-percentile bootstrap interval (scipy.stats.bootstrap, 5000 resamples, fixed seed), the same for wall-clock
-seconds, the paired final-error ratio, and a Wilcoxon signed-rank test on log final error. Nothing censored is
-dropped silently: every count is a column.
+Runtimes to τ are censored time-to-event data (:mod:`analysis.survival`). Per row:
+  * speed-up: the ratio of Kaplan–Meier median steps-to-target, baseline over treatment, with a conservative
+    95 % interval from the two medians' 97.5 % intervals (Bonferroni). Where the baseline's median was not
+    reached within the budget the estimate is open and the row states the 95 % lower bound ("≥ x×");
+  * ERT (expected running time, COCO/BBOB) of each arm and their ratio, with a paired percentile-bootstrap
+    interval over seeds (scipy.stats.bootstrap, 5000 resamples, fixed seed);
+  * the per-seed ratio over the pairs where both arms reached τ (exact pairs only), with the censored pairs
+    counted beside it, never mixed in;
+  * the log-rank test of equal runtime distributions;
+  * final error: the paired geometric-mean ratio with its bootstrap interval, the Wilcoxon signed-rank test on
+    log error, the smallest p that test can give with this many pairs, and an underpowered flag.
+p-values are adjusted across the rows of a report by :func:`adjust` (Benjamini–Hochberg).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import warnings
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .survival import Runtimes, ert, km_median, logrank_p, median_ratio
+
 CONFIDENCE = 0.95
+PER_MEDIAN = 1 - (1 - CONFIDENCE) / 2  # each median's level, so that the ratio's interval holds at 95 %
 RESAMPLES = 5000
+ALPHA = 0.05
+MIN_BOOTSTRAP = 6  # fewer pairs give no bootstrap interval (and no signed-rank p below 0.05 either)
 
 
-@dataclass
-class Interval:
-    estimate: float
-    low: float
-    high: float
+def _bootstrap(data: tuple[np.ndarray, ...], statistic) -> tuple[float, float]:
+    """Paired percentile-bootstrap 95 % interval of a vectorised ``statistic(*data, axis)``; NaN below
+    MIN_BOOTSTRAP observations, where resampling a handful of values says nothing about the population."""
+    if len(data[0]) < MIN_BOOTSTRAP:
+        return math.nan, math.nan
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")  # degenerate resamples (inf ERT, a constant sample) are expected
+        res = stats.bootstrap(data, statistic, paired=True, vectorized=True, confidence_level=CONFIDENCE,
+                              n_resamples=RESAMPLES, method="percentile", rng=np.random.default_rng(0))
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
-def _ci(values: np.ndarray, statistic) -> Interval:
-    """Point estimate and 95 % percentile-bootstrap interval of ``statistic`` over a 1-D sample."""
-    values = np.asarray(values, dtype=float)
-    if len(values) == 0:
-        return Interval(math.nan, math.nan, math.nan)
-    estimate = float(statistic(values))
-    if len(values) < 2 or np.ptp(values) == 0:
-        return Interval(estimate, estimate if len(values) > 1 else math.nan, estimate if len(values) > 1 else math.nan)
-    res = stats.bootstrap((values,), statistic, confidence_level=CONFIDENCE, n_resamples=RESAMPLES,
-                          method="percentile", rng=np.random.default_rng(0))
-    return Interval(estimate, float(res.confidence_interval.low), float(res.confidence_interval.high))
+def _geomean(x, axis=-1):
+    return np.exp(np.mean(np.log(x), axis=axis))
 
 
-def geometric_mean_ci(ratios: np.ndarray) -> Interval:
-    """exp(mean log r) with its interval (bootstrap of the mean of log r, mapped back)."""
-    logs = _ci(np.log(ratios), np.mean)
-    return Interval(math.exp(logs.estimate), math.exp(logs.low), math.exp(logs.high)) if len(ratios) else logs
+def pair_kinds(base: Runtimes, treat: Runtimes) -> pd.Series:
+    """Per seed pair: 'exact' (both reached τ), 'treat_only', 'base_only', 'neither'."""
+    kinds = np.where(base.reached & treat.reached, "exact",
+                     np.where(treat.reached, "treat_only", np.where(base.reached, "base_only", "neither")))
+    return pd.Series(kinds).value_counts()
 
 
-def median_ci(ratios: np.ndarray) -> Interval:
-    return _ci(np.asarray(ratios, dtype=float), np.median)
+def ert_ratio(base: Runtimes, treat: Runtimes) -> tuple[float, float, float, float, float]:
+    """(ERT_base, ERT_treat, ratio, low, high); the interval resamples seed pairs (inf where a resample of the
+    baseline reached τ in no run: then the ratio is unbounded above)."""
+    def ratio(tb, rb, tt, rt, axis=-1):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return ert(tb, rb, axis) / ert(tt, rt, axis)
+
+    e_b, e_t = float(ert(base.times, base.reached)), float(ert(treat.times, treat.reached))
+    if treat.n_reached == 0:
+        return e_b, e_t, math.nan, math.nan, math.nan
+    low, high = _bootstrap((base.times, base.reached, treat.times, treat.reached), ratio)
+    return e_b, e_t, e_b / e_t, low, high
 
 
-def pair_kind(base: float, treat: float) -> str:
-    reached_b, reached_s = not math.isnan(base), not math.isnan(treat)
-    if reached_b and reached_s:
-        return "exact"
-    if reached_s:
-        return "lower"
-    if reached_b:
-        return "upper"
-    return "none"
+def min_signed_rank_p(n: int) -> float:
+    """The smallest two-sided p the exact signed-rank test can give with n non-zero pairs: 2 / 2^n."""
+    return min(1.0, 2.0 / 2**n) if n > 0 else math.nan
 
 
-def paired(base: pd.DataFrame, treat: pd.DataFrame, column: str, budget_column: str) -> pd.DataFrame:
-    """Pair two arms' runs by seed: columns seed, base, treat (NaN = censored), budget, kind, ratio."""
-    merged = base[["seed", column, budget_column]].merge(treat[["seed", column]], on="seed", suffixes=("_b", "_s"))
-    rows = []
-    for _, r in merged.sort_values("seed").iterrows():
-        b, s, budget = float(r[f"{column}_b"]), float(r[f"{column}_s"]), float(r[budget_column])
-        kind = pair_kind(b, s)
-        ratio = {"exact": b / s if s > 0 else math.nan, "lower": budget / s if s > 0 else math.nan,
-                 "upper": b / budget, "none": math.nan}[kind]
-        rows.append({"seed": r["seed"], "base": b, "treat": s, "budget": budget, "kind": kind, "ratio": ratio})
-    return pd.DataFrame(rows, columns=["seed", "base", "treat", "budget", "kind", "ratio"])
-
-
-def wilcoxon_log_error(base_err: np.ndarray, sfli_err: np.ndarray) -> float:
-    """Two-sided p-value of the Wilcoxon signed-rank test on log(error_base) − log(error_treat)."""
-    d = np.log(np.asarray(base_err, float)) - np.log(np.asarray(sfli_err, float))
+def signed_rank_p(log_ratio: np.ndarray) -> float:
+    """Two-sided Wilcoxon signed-rank p of log(error_base / error_treat) = 0; 1 when every pair ties."""
+    d = np.asarray(log_ratio, float)
     d = d[np.isfinite(d)]
     if len(d) == 0:
         return math.nan
@@ -91,47 +85,76 @@ def wilcoxon_log_error(base_err: np.ndarray, sfli_err: np.ndarray) -> float:
     return float(stats.wilcoxon(d).pvalue)
 
 
+def adjust(p: pd.Series) -> pd.Series:
+    """Benjamini–Hochberg adjusted p-values (scipy.stats.false_discovery_control) over the non-NaN entries."""
+    out = pd.Series(np.nan, index=p.index)
+    ok = p.notna()
+    if ok.any():
+        out[ok] = stats.false_discovery_control(p[ok].to_numpy(float), method="bh")
+    return out
+
+
+def statement(estimate: float, low: float, high: float) -> str:
+    """The headline in words: 'x× [lo, hi]' ('∞' for an open end), '≥ lo×' where only the lower bound is
+    known (the baseline's median was not reached), '≤ hi×' where only the upper one is, or 'no estimate'."""
+    def f(v):
+        return "∞" if math.isinf(v) else f"{v:.3g}"
+
+    if not math.isnan(estimate):
+        return f"{f(estimate)}× [{f(low)}, {f(high)}]"
+    if low > 0:
+        return f"≥ {f(low)}×"
+    if math.isfinite(high):
+        return f"≤ {f(high)}×"
+    return "no estimate"
+
+
 def compare_arms(base: pd.DataFrame, treat: pd.DataFrame, tau_key: str, seconds_key: str, error_key: str,
-                 rank_key: str) -> dict[str, float | str]:
-    """One row of the speed-up table for a baseline / SFLI pair of arms at one target.
+                 rank_key: str, seconds_budget_key: str = "time/train_s") -> dict[str, float | str]:
+    """One row for a baseline / treatment pair of arms at one target.
 
     ``base`` and ``treat`` hold one row per run with columns seed, budget, and the metric columns named by the
-    keys (steps-to-target NaN when censored). Diverged or failed runs count as censored.
+    keys (steps- and seconds-to-target NaN when τ was not reached; ``seconds_budget_key`` = the run's training
+    seconds, its censoring time on the clock). Rows are paired by seed; unpaired seeds are dropped.
     """
-    steps = paired(base, treat, tau_key, "budget")
-    secs = base[["seed", seconds_key]].merge(treat[["seed", seconds_key]], on="seed", suffixes=("_b", "_s"))
-    secs = secs.dropna()  # wall-clock speed-up only where both reached: seconds have no budget to bound by
-    wall = (secs[f"{seconds_key}_b"] / secs[f"{seconds_key}_s"]).to_numpy()
-    usable = steps[steps.kind != "none"]
-    kinds = steps.kind.value_counts()
-    g = geometric_mean_ci(usable.ratio.to_numpy())
-    m = median_ci(usable.ratio.to_numpy())
-    err = base[["seed", error_key]].merge(treat[["seed", error_key]], on="seed", suffixes=("_b", "_s"))
-    err = err[np.isfinite(err[f"{error_key}_b"]) & np.isfinite(err[f"{error_key}_s"])]
-    n = len(steps)
-    if usable.empty:
-        bound = "no usable pair"
-    elif kinds.get("lower", 0) and not kinds.get("upper", 0):
-        bound = "lower bound"
-    elif kinds.get("upper", 0) and not kinds.get("lower", 0):
-        bound = "upper bound"
-    else:
-        bound = "mixed bounds" if kinds.get("lower", 0) else "exact"
+    cols = ["seed", "budget", tau_key, seconds_key, error_key, seconds_budget_key]
+    pairs = base[cols].merge(treat[cols], on="seed", suffixes=("_b", "_t")).sort_values("seed")
+    rb, rt = (Runtimes.of(pairs[f"{tau_key}{s}"], pairs[f"budget{s}"]) for s in ("_b", "_t"))
+    sb, st = (Runtimes.of(pairs[f"{seconds_key}{s}"], pairs[f"{seconds_budget_key}{s}"]) for s in ("_b", "_t"))
+    mb, mt = km_median(rb, PER_MEDIAN), km_median(rt, PER_MEDIAN)
+    speed, speed_low, speed_high = median_ratio(mb, mt)
+    wall, wall_low, wall_high = median_ratio(km_median(sb, PER_MEDIAN), km_median(st, PER_MEDIAN))
+    e_b, e_t, e_ratio, e_low, e_high = ert_ratio(rb, rt)
+    kinds = pair_kinds(rb, rt)
+    exact = (rb.times / rt.times)[rb.reached & rt.reached]
+    ex_low, ex_high = _bootstrap((exact,), _geomean)
+    err_b, err_t = pairs[f"{error_key}_b"].to_numpy(float), pairs[f"{error_key}_t"].to_numpy(float)
+    with np.errstate(all="ignore"):
+        log_err = np.log(err_b) - np.log(err_t)
+    log_err = log_err[np.isfinite(log_err)]
+    er_low, er_high = _bootstrap((log_err,), np.mean)
+    n_err = int(np.count_nonzero(log_err))
     return {
-        "pairs": n,
-        "reached_base": f"{int((~steps.base.isna()).sum())} of {n}",
-        "reached_treat": f"{int((~steps.treat.isna()).sum())} of {n}",
-        "median_steps_base": float(np.nanmedian(steps.base)) if steps.base.notna().any() else math.nan,
-        "median_steps_treat": float(np.nanmedian(steps.treat)) if steps.treat.notna().any() else math.nan,
-        "speedup_geomean": g.estimate, "speedup_ci_low": g.low, "speedup_ci_high": g.high,
-        "speedup_median": m.estimate, "speedup_median_ci_low": m.low, "speedup_median_ci_high": m.high,
-        "speedup_kind": bound, "censored_pairs": int(n - kinds.get("exact", 0)),
-        "wall_speedup_geomean": geometric_mean_ci(wall).estimate if len(wall) else math.nan,
-        "final_rel_l2_base": float(np.nanmedian(base[error_key])) if len(base) else math.nan,
-        "final_rel_l2_treat": float(np.nanmedian(treat[error_key])) if len(treat) else math.nan,
-        "error_ratio_geomean": float(np.exp(np.mean(np.log(err[f"{error_key}_b"] / err[f"{error_key}_s"]))))
-        if len(err) else math.nan,
-        "initial_rank_base": float(np.nanmedian(base[rank_key])) if rank_key in base else math.nan,
-        "initial_rank_treat": float(np.nanmedian(treat[rank_key])) if rank_key in treat else math.nan,
-        "wilcoxon_p": wilcoxon_log_error(err[f"{error_key}_b"], err[f"{error_key}_s"]),
+        "pairs": len(pairs), "budget": float(pairs["budget_b"].max()) if len(pairs) else math.nan,
+        "reached_base": rb.n_reached, "reached_treat": rt.n_reached,
+        "median_base": mb.estimate, "median_base_low": mb.low, "median_base_high": mb.high,
+        "median_treat": mt.estimate, "median_treat_low": mt.low, "median_treat_high": mt.high,
+        "speedup": speed, "speedup_low": speed_low, "speedup_high": speed_high,
+        "speedup_statement": statement(speed, speed_low, speed_high),
+        "ert_base": e_b, "ert_treat": e_t, "ert_ratio": e_ratio, "ert_ratio_low": e_low, "ert_ratio_high": e_high,
+        "exact_pairs": int(kinds.get("exact", 0)), "exact_ratio": float(_geomean(exact)) if len(exact) else math.nan,
+        "exact_ratio_low": ex_low, "exact_ratio_high": ex_high,
+        "pairs_treat_only": int(kinds.get("treat_only", 0)), "pairs_base_only": int(kinds.get("base_only", 0)),
+        "pairs_neither": int(kinds.get("neither", 0)),
+        "logrank_p": logrank_p(rb, rt),
+        "wall_speedup": wall, "wall_speedup_low": wall_low, "wall_speedup_high": wall_high,
+        "error_base": float(np.nanmedian(err_b)) if np.isfinite(err_b).any() else math.nan,
+        "error_treat": float(np.nanmedian(err_t)) if np.isfinite(err_t).any() else math.nan,
+        "error_ratio": float(np.exp(log_err.mean())) if len(log_err) else math.nan,
+        "error_ratio_low": math.exp(er_low) if not math.isnan(er_low) else math.nan,
+        "error_ratio_high": math.exp(er_high) if not math.isnan(er_high) else math.nan,
+        "signed_rank_p": signed_rank_p(log_err), "signed_rank_min_p": min_signed_rank_p(n_err),
+        "underpowered": bool(not min_signed_rank_p(n_err) <= ALPHA),
+        "initial_rank_base": float(np.nanmedian(base[rank_key])) if base[rank_key].notna().any() else math.nan,
+        "initial_rank_treat": float(np.nanmedian(treat[rank_key])) if treat[rank_key].notna().any() else math.nan,
     }

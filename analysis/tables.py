@@ -1,9 +1,8 @@
-"""The report's tables, built from the run table of :func:`analysis.runs.load_runs`, and their writers."""
+"""The report's tables, built from the run table of :func:`analysis.runs.load_runs` (writers: formats.py)."""
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,7 +11,7 @@ from sfli_core import keys
 from sfli_core.activations import ACTIVATIONS
 from sfli_core.registry import RegistryError
 
-from .speedup import compare_arms
+from .speedup import adjust, compare_arms
 
 GROUP = ["study", "variant", "task", "arch"]
 
@@ -32,9 +31,14 @@ def speedup_table(runs: pd.DataFrame) -> pd.DataFrame:
                     row = dict(zip(GROUP, group))
                     row.update(tau=tau, metric=first["metric"], baseline=b, treatment=s)
                     cols = (keys.steps_to(tau), keys.seconds_to(tau), f"final/{keys.EVAL_REL_L2}", rank_key)
-                    row.update(compare_arms(_arm(g, b, cols), _arm(g, s, cols), *cols))
+                    row.update(compare_arms(_arm(g, b, cols + (keys.TIME_TRAIN,)),
+                                            _arm(g, s, cols + (keys.TIME_TRAIN,)), *cols))
                     rows.append(row)
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    if not table.empty:  # one family per test, adjusted across every row of the report
+        for p in ("logrank_p", "signed_rank_p"):
+            table.insert(table.columns.get_loc(p) + 1, f"{p}_adj", adjust(table[p]))
+    return table
 
 
 def _arm(g: pd.DataFrame, arm: str, columns) -> pd.DataFrame:
@@ -102,28 +106,3 @@ def _multiplicity(activation: str) -> int | None:
         return ACTIVATIONS.get(activation).multiplicity
     except RegistryError:
         return None
-
-
-def write(table: pd.DataFrame, out: Path, name: str) -> list[Path]:
-    """Markdown, CSV and LaTeX files of a table; returns their paths."""
-    out.mkdir(parents=True, exist_ok=True)
-    paths = [out / f"{name}.md", out / f"{name}.csv", out / f"{name}.tex"]
-    paths[0].write_text(markdown(table) + "\n")
-    table.to_csv(paths[1], index=False)
-    paths[2].write_text(table.to_latex(index=False, float_format="%.3g", na_rep="--"))
-    return paths
-
-
-def markdown(table: pd.DataFrame) -> str:
-    """A GitHub-flavoured Markdown table; floats with 3 significant digits, NaN as —."""
-    if table.empty:
-        return "_(no rows)_"
-
-    def cell(v) -> str:
-        if isinstance(v, float):
-            return "—" if math.isnan(v) else f"{v:.3g}"
-        return "—" if v is None else str(v).replace("|", "\\|")
-
-    lines = ["| " + " | ".join(map(str, table.columns)) + " |", "|" + "---|" * len(table.columns)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
-    return "\n".join(lines)

@@ -76,23 +76,27 @@ def cmd_run(args) -> int:
     return _report_after(state, args.runs_dir)
 
 
-def _report_after(state, runs: str | None) -> int:
-    """A finished study ends with its report printed (and logged to its parent run); an interrupted one exits
-    130 (as after Ctrl-C), a failed one 1."""
+def _report_after(state, runs: str | None, log: bool = True) -> int:
+    """A finished study ends with its report printed (and, with ``log``, recorded on its parent run as a new
+    version); an interrupted one exits 130 (as after Ctrl-C), a failed one 1."""
     from .reporting import report
     from .state import FINISHED, INTERRUPTED
 
     if state.status != FINISHED:
         return 130 if state.status == INTERRUPTED else 1
-    print("\n" + report(state.name, runs=runs, uri=state.tracking_uri).markdown)
+    print("\n" + report(state.name, runs=runs, uri=state.tracking_uri, log=log).terminal)
     return 0
 
 
 def cmd_resume(args) -> int:
     from .runner import resume_study
+    from .state import FINISHED, StudyState
+    from .tracking import runs_dir
 
+    folder = runs_dir(args.runs_dir)
+    finished = StudyState.path(folder, args.name).exists() and StudyState.load(folder, args.name).status == FINISHED
     state = resume_study(args.name, runs=args.runs_dir, address=args.address, num_cpus=args.num_cpus)
-    return _report_after(state, args.runs_dir)
+    return _report_after(state, args.runs_dir, log=not finished)  # nothing new: its report is recorded
 
 
 def cmd_status(args) -> int:
@@ -132,7 +136,7 @@ def cmd_report(args) -> int:
     from .reporting import report
 
     print(report(args.study, all_studies=args.all, out=args.out, runs=args.runs_dir, uri=args.tracking_uri,
-                 with_figures=not args.no_figures, execution=args.execution).markdown)
+                 with_figures=not args.no_figures, execution=args.execution, log=args.log).terminal)
     return 0
 
 
@@ -202,6 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", default=None)
     p.add_argument("--tracking-uri", default=None)
     p.add_argument("--no-figures", action="store_true", help="tables only")
+    p.add_argument("--log", action="store_true",
+                   help="also record the report on the study's evaluate parent run, as a new version")
     p.add_argument("--execution", type=int, default=None,
                    help="which execution of the study (a finished study run again is a new one; default: latest)")
     p.set_defaults(func=cmd_report)

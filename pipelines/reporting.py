@@ -1,22 +1,78 @@
-"""`sfli report`: builds the analysis report and logs its files to the study's evaluate parent run."""
+"""`sfli report`: builds the analysis report; with ``log`` (always after `sfli run`, on request for `sfli
+report --log`) also records it on the study's evaluate parent run, as a new version that never replaces an
+earlier one: files under ``report/v<N>``, the headline statistics of every row as metrics at step N, and the
+summary table as the run's description (Markdown)."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
+import pandas as pd
+
+from analysis.formats import markdown
 from analysis.report import Report, build_report
+from analysis.summary import summary_table
+from sfli_core import keys
 from sfli_core.config import ConfigError
 
 from .environment import quiet
 from .tracking import Tracker, check_store, runs_dir, tracking_uri
 
+HEADLINE = ["pairs", "reached_base", "reached_treat", "speedup", "speedup_low", "speedup_high", "ert_ratio",
+            "ert_ratio_low", "ert_ratio_high", "logrank_p", "logrank_p_adj", "error_ratio", "error_ratio_low",
+            "error_ratio_high", "signed_rank_p", "signed_rank_p_adj"]
+
+
+def _prefix(row: dict) -> str:
+    return f"result/{row['variant']}/{row['baseline']}-vs-{row['treatment']}/tau{keys.fmt_num(row['tau'])}"
+
+
+def result_metrics(speed: pd.DataFrame) -> dict[str, float]:
+    """``result/<grid point>/<baseline>-vs-<treatment>/tau<τ>/<statistic>`` for every row of the table; a
+    value that is not finite (an open interval end, a missing estimate) is not logged: the row's
+    ``.../speedup_statement`` tag says it in words."""
+    out = {}
+    for r in speed.to_dict("records"):
+        out.update({f"{_prefix(r)}/{k}": float(r[k]) for k in HEADLINE
+                    if isinstance(r.get(k), (int, float)) and math.isfinite(float(r[k]))})
+    return out
+
+
+def _next_version(tracker: Tracker, run_id: str) -> int:
+    names = [a.path.rsplit("/", 1)[-1] for a in tracker.client.list_artifacts(run_id, "report")]
+    return 1 + max((int(n[1:]) for n in names if n.startswith("v") and n[1:].isdigit()), default=0)
+
+
+def log_report(tracker: Tracker, study: str, execution: int, result: Report) -> int | None:
+    """Record the report on the study's evaluate parent run as version N (returned; None without a parent)."""
+    experiment = tracker.client.get_experiment_by_name(study)
+    parent = tracker.find_parent(experiment.experiment_id, study, "evaluate", execution)
+    if parent is None:
+        return None
+    version = _next_version(tracker, parent)
+    for path in result.files:
+        tracker.log_artifact(parent, path, f"report/v{version}")
+    tracker.log_metrics(parent, result_metrics(result.speedup), step=version)
+    summary = summary_table(result.speedup).drop(columns="study")
+    tracker.set_tags(parent, {"report_version": version, "mlflow.note.content":
+                              f"**Report v{version}** (all files under `report/v{version}`; open `report.html`)"
+                              f"\n\n{markdown(summary)}",
+                              **{f"{_prefix(r)}/speedup_statement": r["speedup_statement"]
+                                 for r in result.speedup.to_dict("records")}})
+    return version
+
 
 def report(study: str | None, all_studies: bool = False, out: str | None = None, runs: str | None = None,
-           uri: str | None = None, with_figures: bool = True, execution: int | None = None) -> Report:
-    """``execution``: which execution of the study (default: each study's latest)."""
+           uri: str | None = None, with_figures: bool = True, execution: int | None = None,
+           log: bool = False) -> Report:
+    """``execution``: which execution of the study (default: each study's latest). ``log``: record the report
+    on the study's parent run (one study only: a report over several studies belongs to none of them)."""
     quiet()
     if not study and not all_studies:
         raise ConfigError("report: give a study name, or --all")
+    if log and all_studies:
+        raise ConfigError("report: --log records a report on one study's runs; it does not apply to --all")
     folder = runs_dir(runs)
     uri = tracking_uri(uri, folder)
     check_store(uri)
@@ -26,11 +82,8 @@ def report(study: str | None, all_studies: bool = False, out: str | None = None,
                               execution=execution)
     except ValueError as err:
         raise ConfigError(str(err)) from None
-    tracker = Tracker(uri)
-    for name in result.executions:
-        experiment = tracker.client.get_experiment_by_name(name)
-        parent = tracker.find_parent(experiment.experiment_id, name, "evaluate", result.executions[name])
-        if parent is not None:
-            for path in result.files:
-                tracker.log_artifact(parent, path, "report")
+    if log:
+        version = log_report(Tracker(uri), study, result.executions[study], result)
+        if version is not None:
+            result.terminal += f"\nRecorded on the study's evaluate parent run as report/v{version}."
     return result

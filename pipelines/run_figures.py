@@ -32,7 +32,7 @@ def staircase_plot(history: list[dict[str, float]], eps: float, n_layers: int, p
     right.legend(loc="upper right", fontsize=8)
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=200)
     plt.close(fig)
     return path
 
@@ -45,10 +45,11 @@ def condensation_heatmap(weights: dict[str, torch.Tensor], path: Path, title: st
         c = analyse(u)
         im = ax.imshow(c.similarity.numpy(), cmap="RdYlBu_r", vmin=-1, vmax=1)
         ax.set_title(f"{label}: {c.orientations} orientations, {c.lines} lines", fontsize=8)
-        ax.set_xticks([])
-        ax.set_yticks([])
+        ax.set_xlabel("neuron (ordered by leading eigenvector)", fontsize=7)
+        ax.set_ylabel("neuron", fontsize=7)
+        ax.tick_params(labelsize=6)
     fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="D(u, v)")
     fig.suptitle(title, fontsize=9)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=200)
     plt.close(fig)
     return path

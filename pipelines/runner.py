@@ -63,7 +63,7 @@ def start_study(path: str, smoke: bool = False, overrides: list[str] = (), addre
     check_tracking(uri)
     with driver_lock(folder, study.name):
         with store_lock(uri):  # the store and experiment are created once, before any trial starts
-            experiment_id = Tracker(uri).experiment(study.name, folder / "artifacts")
+            experiment_id = Tracker(uri).experiment(study.name, folder / "artifacts", study.description)
         state = StudyState(name=study.name, study=study.model_dump(mode="json"), tracking_uri=uri,
                            storage=storage or str(folder / "ray"), address=address, experiment_id=experiment_id,
                            execution=previous.execution + 1 if previous else 1, git_revision=git_revision(),
@@ -134,6 +134,9 @@ def _drive(state: StudyState, folder: Path, num_cpus: int | None) -> StudyState:
             state.parents.setdefault(phase, tracker.parent_run(state.experiment_id, study.name, phase,
                                                                state.execution))
             state.save(folder)
+            if phase == "evaluate":  # the results' run says which knobs every cell was evaluated at
+                tracker.log_new_params(state.parents[phase], {f"chosen.{key}.{k}": v for key, knobs
+                                                              in state.chosen.items() for k, v in knobs.items()})
             best = run_phase(state, study, phase, cell, t0, [] if shipped else study.python_path)
             if phase == "search":
                 state.chosen[cell.key] = best

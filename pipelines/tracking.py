@@ -26,6 +26,7 @@ from sfli_core.record import COMPLETE, RESUMED_FROM, TRIAL_STARTS, Status, Trial
 
 DEFAULT_RUNS_DIR = "sfli_runs"
 MAX_PARAM = 6000
+EXPERIMENT_KIND = "custom_model_development"  # MLflow 3's experiment kind for model training
 
 
 def runs_dir(value: str | None = None) -> Path:
@@ -94,13 +95,21 @@ class Tracker:
         self.client = MlflowClient(tracking_uri=uri)
 
     @_retry
-    def experiment(self, study: str, artifact_root: Path | None = None) -> str:
-        """Experiment id of the study, created on first use (artifacts beside an embedded store)."""
+    def experiment(self, study: str, artifact_root: Path | None = None, description: str = "") -> str:
+        """Experiment id of the study, created on first use (artifacts beside an embedded store). Its
+        description is the study's (shown on the experiment page) and its kind is model training, not GenAI;
+        MLflow 3's UI still opens on its GenAI overview in a browser that never chose otherwise, hence the
+        URLs of :func:`pipelines.ui.experiment_url`."""
         found = self.client.get_experiment_by_name(study)
+        tags = {"mlflow.note.content": description.strip(), "mlflow.experimentKind": EXPERIMENT_KIND}
         if found is not None:
-            return found.experiment_id
-        location = (artifact_root / study).as_uri() if artifact_root and self.uri.startswith("sqlite") else None
-        return self.client.create_experiment(study, artifact_location=location)
+            experiment_id = found.experiment_id
+        else:
+            location = (artifact_root / study).as_uri() if artifact_root and self.uri.startswith("sqlite") else None
+            experiment_id = self.client.create_experiment(study, artifact_location=location)
+        for key, value in tags.items():
+            self.client.set_experiment_tag(experiment_id, key, value)
+        return experiment_id
 
     @_retry
     def find_run(self, experiment_id: str, tags: dict[str, str]) -> str | None:

@@ -214,7 +214,10 @@ def finish(tracker: Tracker, run_id: str, state: TrialState) -> dict[str, Any]:
     objective = sum(o.objective for o in outcomes) / len(outcomes)
     status = Status.FINISHED if all(o.status == Status.FINISHED for o in outcomes) else Status.DIVERGED
     summary = {k: v for k, v in outcomes[0].summary.items() if isinstance(v, (int, float))}
-    tracker.log_metrics(run_id, {**summary, record.OBJECTIVE: objective}, step=int(summary.get("final/step", 0)))
+    initial = {k: v for k, v in summary.items() if k.startswith("initial/")}  # measured at step 0
+    tracker.log_metrics(run_id, initial, step=0)
+    tracker.log_metrics(run_id, {**{k: v for k, v in summary.items() if k not in initial},
+                                 record.OBJECTIVE: objective}, step=int(summary.get("final/step", 0)))
     with tempfile.TemporaryDirectory() as d:
         rows = [{"seed": o.seed, **entry} for o in outcomes for entry in o.history]
         pd.DataFrame(rows).to_csv(Path(d) / "series.csv", index=False)

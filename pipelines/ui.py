@@ -26,6 +26,20 @@ def _check_port(port: int) -> None:
             raise ConfigError(f"port {port} on 127.0.0.1 is in use; choose another with --port") from None
 
 
+def experiment_url(base: str, experiment_id: str) -> str:
+    """The page of an experiment's training runs. MLflow 3's UI otherwise opens an experiment on its GenAI
+    overview (traces) in any browser that has not switched to model training before (it keeps the choice in
+    the browser's storage); the ``workflowType`` parameter makes that choice."""
+    return f"{base}/#/experiments/{experiment_id}?workflowType=machine_learning"
+
+
+def studies(uri: str) -> list[tuple[str, str]]:
+    """(name, experiment id) of every study in the store (none yet: an empty list)."""
+    from mlflow.tracking import MlflowClient
+
+    return [(e.name, e.experiment_id) for e in MlflowClient(uri).search_experiments() if e.name != "Default"]
+
+
 def serve_ui(uri: str, folder: Path, port: int) -> int:
     """Run the UI until it exits or this process is signalled; returns its exit code (0 when stopped)."""
     quiet()
@@ -34,7 +48,10 @@ def serve_ui(uri: str, folder: Path, port: int) -> int:
            "--port", str(port), "--workers", "1"]
     if uri.startswith("sqlite"):
         cmd += ["--default-artifact-root", (folder / "artifacts").as_uri()]
-    print(f"MLflow UI for {uri} on http://127.0.0.1:{port} (Ctrl-C stops it)", flush=True)
+    base = f"http://127.0.0.1:{port}"
+    print(f"MLflow UI for {uri} on {base} (Ctrl-C stops it)", flush=True)
+    for name, experiment_id in studies(uri):
+        print(f"  {name}: {experiment_url(base, experiment_id)}", flush=True)
     server = subprocess.Popen(cmd, env=os.environ.copy(), start_new_session=True)
     stopping = []
 

@@ -152,8 +152,9 @@ def test_example_study_end_to_end_through_the_cli(tmp_path):
     assert {a.path for a in MlflowClient(uri).list_artifacts(lecun.info.run_id)} >= {"staircase.png",
                                                                                        "condensation.png"}
     # the report pairs each baseline, the user's included, with the treatment
-    assert "| poisson3d_extension | base | poisson3d_a2_c5e-1 |" in proc.stdout
-    assert "| 0.1 | lecun | sfli |" in proc.stdout and "| 0.1 | xavier | sfli |" in proc.stdout
+    rows = [line.split() for line in proc.stdout.splitlines() if line.startswith("poisson3d_a2_c5e-1 my_sf")]
+    assert {(r[2], r[3], r[5]) for r in rows} == {(tau, baseline, "sfli") for tau in ("1e-1", "3e-2")
+                                                  for baseline in ("lecun", "xavier")}
 
 
 def test_user_modules_reach_cluster_workers_through_ray(tmp_path, monkeypatch):

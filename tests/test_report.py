@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 
+import pandas as pd
 import pytest
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
+from analysis.formats import latex_escape
 from analysis.report import build_report
 from pipelines.reporting import report
 
@@ -32,7 +35,7 @@ def make_store(tmp_path) -> tuple[str, str]:
             params = {"seed": seed, "train.steps": 400, "model.depth": 2, "meta.hidden_layers": 2, "model.width": 32,
                       "model.activation": "tanh", "rank.headline": 0.001, "targets.metric": "train/loss",
                       "targets.thresholds": json.dumps([0.01])}
-            metrics = [Metric("final/eval/rel_l2", err * (1 + 0.1 * seed), 0, 400),
+            metrics = [Metric("final/eval/rel_l2", err * (1 + 0.1 * seed), 0, 400), Metric("time/train_s", 4.0, 0, 400),
                        Metric("initial/rank/eps1e-3/layer1", rank, 0, 0),
                        Metric("initial/rank/eps1e-3/layer2", rank, 0, 0),
                        Metric("final/rank/eps1e-3/layer1", rank + 1, 0, 400),
@@ -59,29 +62,80 @@ def test_report_tables_and_figures(tmp_path):
     result = build_report(uri, ["toy"], out)
     row = result.speedup.iloc[0]
     assert (row["baseline"], row["treatment"], row["tau"]) == ("xavier", "sfli", 0.01)
-    assert row["reached_base"] == "3 of 4" and row["reached_treat"] == "4 of 4"
-    assert row["speedup_geomean"] == pytest.approx(4.0) and row["speedup_kind"] == "lower bound"
-    assert row["censored_pairs"] == 1
-    assert row["median_steps_base"] == 400 and row["median_steps_treat"] == 100
+    assert (row["pairs"], row["reached_base"], row["reached_treat"]) == (4, 3, 4)
+    # Kaplan–Meier: xavier 3 of 4 at step 400 (the 4th censored there) → median 400; sfli all at 100
+    assert (row["median_base"], row["median_treat"], row["speedup"]) == (400, 100, 4.0)
+    assert row["ert_base"] == pytest.approx(1600 / 3) and row["ert_ratio"] == pytest.approx(16 / 3)
+    assert (row["exact_pairs"], row["exact_ratio"], row["pairs_treat_only"]) == (3, 4.0, 1)
+    assert row["error_ratio"] == pytest.approx(10.0)
+    assert row["signed_rank_p"] == 0.125 == row["signed_rank_min_p"] and row["underpowered"]
+    assert row["logrank_p"] < 0.05 and row["logrank_p_adj"] == row["logrank_p"]  # one row: nothing to adjust
     assert (row["initial_rank_base"], row["initial_rank_treat"]) == (1, 30)
-    assert row["final_rel_l2_treat"] < row["final_rel_l2_base"]
-    for name in ("speedup.md", "speedup.csv", "speedup.tex", "layerwise.csv", "staircase.csv", "report.md",
-                 "speedup_forest.png", "staircase_toy_fit1d_multiscale_mlp.png",
+    for name in ("speedup.md", "speedup.csv", "speedup_summary.tex", "layerwise.csv", "staircase.csv", "report.md",
+                 "report.html", "speedup_forest.png", "speedup_forest.pdf", "km_toy_fit1d_multiscale_mlp.png",
+                 "km_toy_fit1d_multiscale_mlp.pdf", "staircase_toy_fit1d_multiscale_mlp.png",
                  "initial_rank_toy_fit1d_multiscale_mlp.png", "spectra_toy_fit1d_multiscale_mlp.png"):
         assert (out / name).stat().st_size > 0, name
-    assert "| toy | base | fit1d_multiscale | mlp | 0.01 | xavier | sfli | 3 of 4 | 4 of 4 |" in result.markdown
-    assert "\\begin{tabular}" in (out / "speedup.tex").read_text()
     # neither arm of the toy study was searched, and the report says so
     assert "| toy | sfli | sfli | not tuned (fixed knobs) | 0 |" in result.markdown
-    assert (out / "tuning.csv").stat().st_size > 0
+    # every column of every table written is explained once
+    for table in ("speedup", "speedup_summary", "tuning", "layerwise", "staircase"):
+        for column in pd.read_csv(out / f"{table}.csv").columns:
+            assert result.markdown.count(f"- `{column}`: ") == 1, column
+    # the terminal gets the compact table, at most 120 columns, with the headline statement
+    assert max(len(line) for line in result.terminal.splitlines()) <= 120
+    assert "4× [" in result.terminal and "xavier vs sfli" in result.terminal
 
 
-def test_report_command_logs_files_to_the_parent_run(tmp_path):
+def test_latex_is_escaped_and_ascii(tmp_path):
+    uri, _ = make_store(tmp_path)
+    build_report(uri, ["toy"], tmp_path / "r", with_figures=False)
+    for tex in (tmp_path / "r").glob("*.tex"):
+        text = tex.read_text()
+        assert text.isascii(), tex.name
+        body = text.split("\\hline", 1)[1]
+        assert re.search(r"(?<!\\)[_%&#](?![^$]*\$)", body.replace(" & ", " ")) is None, tex.name
+        columns = text.splitlines()[0].split("{")[2].rstrip("}")
+        for line in text.splitlines()[2:-2]:  # every row has one cell per column
+            if line.endswith("\\") or line.endswith("\\hline"):
+                assert line.count(" & ") == len(columns) - 1, (tex.name, line)
+    assert latex_escape("a_b & 50% → ε ≥ 2×") == r"a\_b \& 50\% $\to$ $\varepsilon$ $\geq$ 2$\times$"
+
+
+def test_html_report_is_self_contained(tmp_path):
+    uri, _ = make_store(tmp_path)
+    result = build_report(uri, ["toy"], tmp_path / "r")
+    page = result.html.read_text()
+    pngs = [p for p in result.files if p.suffix == ".png"]
+    assert page.count("data:image/png;base64,") == len(pngs) >= 5
+    assert not re.search(r'src="(?!data:)', page) and "<link" not in page
+    assert "<th>speedup_statement</th>" in page and "Columns" in page
+
+
+def test_report_is_recorded_as_versions_never_replaced(tmp_path):
     uri, parent = make_store(tmp_path)
-    result = report("toy", uri=uri, out=str(tmp_path / "out"), with_figures=False)
-    logged = {a.path for a in MlflowClient(uri).list_artifacts(parent, "report")}
-    assert "report/speedup.csv" in logged and "report/report.md" in logged
-    assert "Paired speed-up" in result.markdown
+    first = report("toy", uri=uri, out=str(tmp_path / "out"), with_figures=False)
+    client = MlflowClient(uri)
+    assert not client.list_artifacts(parent, "report"), "sfli report without --log records nothing"
+    assert "xavier vs sfli" in first.terminal
+    for _ in range(2):
+        report("toy", uri=uri, out=str(tmp_path / "out"), with_figures=False, log=True)
+    assert {a.path for a in client.list_artifacts(parent, "report")} == {"report/v1", "report/v2"}
+    logged = {a.path for a in client.list_artifacts(parent, "report/v2")}
+    assert "report/v2/speedup.csv" in logged and "report/v2/report.html" in logged
+    speedup = client.get_metric_history(parent, "result/base/xavier-vs-sfli/tau1e-2/speedup")
+    assert sorted((m.step, m.value) for m in speedup) == [(1, 4.0), (2, 4.0)]
+    assert client.get_run(parent).data.tags["report_version"] == "2"
+
+
+def test_a_report_over_all_studies_is_recorded_on_none(tmp_path):
+    from sfli_core.config import ConfigError
+
+    uri, parent = make_store(tmp_path)
+    report(None, all_studies=True, uri=uri, out=str(tmp_path / "all"), with_figures=False)
+    assert not MlflowClient(uri).list_artifacts(parent, "report")
+    with pytest.raises(ConfigError, match="does not apply to --all"):
+        report(None, all_studies=True, uri=uri, log=True)
 
 
 def test_report_of_an_unknown_study_is_a_clear_error(tmp_path):

@@ -4,14 +4,17 @@ report; `sfli ui` serves the default store on loopback."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import urllib.request
 
 import pytest
+from mlflow.tracking import MlflowClient
 
 from pipelines.study import load_study
-from tests.pipeline_helpers import ROOT, free_port, sfli_cli, stop_group, wait_for
+from tests.pipeline_helpers import ROOT, free_port, parent_runs, sfli_cli, stop_group, trial_runs, wait_for
 
 STUDIES = sorted((ROOT / "studies").glob("*.yaml"))
 
@@ -42,11 +45,65 @@ def test_quickstart_smoke_runs_end_to_end_and_prints_the_table(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = proc.stdout
     assert "[search sfli] done" in out and "[evaluate] done" in out  # progress a person can follow
-    assert "## Paired speed-up" in out
-    assert "| quickstart | base | fit1d_multiscale | mlp | 0.01 | xavier | sfli |" in out
-    assert (tmp_path / "runs" / "reports" / "quickstart" / "speedup.csv").exists()
+    # the compact headline table, one line per (grid point, τ), no wider than a 120-column terminal
+    table = out[out.index("grid point"):out.index("Full tables")].strip().splitlines()
+    assert table[0].split() == ["grid", "point", "τ", "arms", "reached", "speed-up,", "95", "%", "error", "ratio,",
+                                "95", "%", "p", "adj"]
+    assert [line.split()[:6] for line in table[1:]] == [
+        ["fit1d_multiscale", "mlp", tau, "xavier", "vs", "sfli"] for tau in ("1e-2", "1e-3")]
+    assert max(len(line) for line in table) <= 120
+    reports = tmp_path / "runs" / "reports" / "quickstart"
+    assert (reports / "speedup.csv").exists() and (reports / "report.html").stat().st_size > 100_000
     status = sfli_cli("status", "quickstart", "--runs-dir", str(tmp_path / "runs"), timeout=120)
     assert "quickstart: finished" in status.stdout and "evaluate: 4/4 runs finished 4" in status.stdout
+    # what the MLflow UI shows: the study's description on a model-training experiment; the evaluate parent
+    # run with the chosen knobs, the report (v1) and its headline statistics; initial ranks at step 0
+    uri = f"sqlite:///{tmp_path / 'runs' / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("quickstart")
+    assert experiment.tags["mlflow.note.content"].startswith("Xavier against SFLI on the 1-D multiscale fit")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    parent = parent_runs(uri, "quickstart")["evaluate"]
+    assert set(parent.data.params) == {"chosen.sfli.init.scale"}
+    assert {a.path for a in client.list_artifacts(parent.info.run_id, "report")} == {"report/v1"}
+    assert "result/base/xavier-vs-sfli/tau1e-2/pairs" in parent.data.metrics
+    assert "| fit1d_multiscale mlp | 0.01 | xavier vs sfli |" in parent.data.tags["mlflow.note.content"]
+    child = trial_runs(uri, "quickstart", "evaluate")[0]
+    assert child.info.run_name in {f"{arm}-seed{seed}" for arm in ("xavier", "sfli") for seed in (0, 1)}
+    assert [m.step for m in client.get_metric_history(child.info.run_id, "initial/rank/eps1e-3/layer1")] == [0]
+    ui_shows_the_runs(tmp_path / "runs", experiment.experiment_id)
+
+
+def ui_shows_the_runs(runs, experiment_id: str) -> None:
+    """`sfli ui` prints the study's URL; headless Chromium, given it, renders the runs table with the parent
+    runs (needs Debian's chromium: skipped, and said so, where it is not installed)."""
+    if shutil.which("chromium") is None:
+        pytest.skip("chromium not installed: the UI was checked up to its URL, not rendered")
+    port = free_port()
+    ui = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "ui", "--runs-dir", str(runs), "--port", str(port)],
+                          cwd=ROOT, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                          text=True, start_new_session=True)
+    try:
+        lines = [ui.stdout.readline() for _ in range(2)]
+        url = lines[1].split(": ", 1)[1].strip()
+        assert url == f"http://127.0.0.1:{port}/#/experiments/{experiment_id}?workflowType=machine_learning"
+        wait_for(lambda: _healthy(port), timeout=120, what="sfli ui")
+        with tempfile.TemporaryDirectory() as profile:
+            dom = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                                  "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                                  "--disable-sync", f"--user-data-dir={profile}", "--virtual-time-budget=15000",
+                                  "--dump-dom", url], capture_output=True, text=True, timeout=180).stdout
+        assert "Run Name" in dom and "quickstart-evaluate" in dom and "quickstart-search" in dom
+    finally:
+        stop_group(ui)
+
+
+def _healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+            return r.status == 200
+    except OSError:
+        return False
 
 
 def test_ui_serves_the_default_store_on_loopback(tmp_path):
@@ -55,14 +112,7 @@ def test_ui_serves_the_default_store_on_loopback(tmp_path):
                            str(port)], cwd=ROOT, env=os.environ.copy(), stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        def health():
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
-                    return r.status == 200
-            except OSError:
-                return False
-
-        wait_for(health, timeout=120, what="sfli ui")
+        wait_for(lambda: _healthy(port), timeout=120, what="sfli ui")
     finally:
         stop_group(ui)
 
@@ -73,6 +123,7 @@ def test_sfli_layouts_smoke_runs_every_layout_with_every_arm_tuned(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = proc.stdout
     for arm in ("sfli_random", "sfli_axis", "sfli_quasi", "sfli_layout"):
-        assert f"| xavier | {arm} |" in out  # each layout paired with tuned Xavier
-    assert "| sfli_layouts | xavier | xavier_normal | init.scale, train.lr | 1 |" in out  # the baseline was tuned
-    assert "| sfli_layouts | sfli_layout | sfli | init.params.layout, init.scale, train.lr | 1 |" in out
+        assert f"xavier vs {arm}" in out  # each layout paired with tuned Xavier
+    report = (tmp_path / "runs" / "reports" / "sfli_layouts" / "report.md").read_text()
+    assert "| sfli_layouts | xavier | xavier_normal | init.scale, train.lr | 1 |" in report  # the baseline was tuned
+    assert "| sfli_layouts | sfli_layout | sfli | init.params.layout, init.scale, train.lr | 1 |" in report
