@@ -10,6 +10,8 @@ from sfli_core import keys
 from .formats import cell
 
 WIDTH = 120
+COLUMNS = ["study", "grid_point", "tau", "arms", "reached", "speedup_95", "ert_ratio_95", "error_ratio_95",
+           "logrank_p_adj", "signed_rank_p_adj", "underpowered"]
 # (column of the summary, terminal header, width); the first column takes what the others leave
 _TERMINAL = [("grid_point", "grid point", 0), ("tau", "τ", 6), ("arms", "arms", 18), ("reached", "reached", 11),
              ("speedup_95", "speed-up, 95 %", 22), ("error_ratio_95", "error ratio, 95 %", 19),
@@ -43,7 +45,7 @@ def summary_table(speed: pd.DataFrame) -> pd.DataFrame:
                      "error_ratio_95": _with_interval(r["error_ratio"], r["error_ratio_low"], r["error_ratio_high"]),
                      "logrank_p_adj": r["logrank_p_adj"], "signed_rank_p_adj": r["signed_rank_p_adj"],
                      "underpowered": r["underpowered"]})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def _fit(text: str, width: int) -> str:

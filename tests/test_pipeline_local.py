@@ -47,7 +47,8 @@ def test_smoke_study_end_to_end_on_sqlite(tmp_path):
     parents = parent_runs(uri, "quickstart")
     assert set(parents) == {"search", "evaluate"}
     search, evaluate = trial_runs(uri, "quickstart", "search"), trial_runs(uri, "quickstart", "evaluate")
-    assert len(search) == 2 and len(evaluate) == 4
+    assert len(search) == 4 and len(evaluate) == 4  # 2 search trials per arm: both arms are tuned
+    assert sorted(r.data.tags["arm"] for r in search) == ["sfli", "sfli", "xavier", "xavier"]
     assert all(r.data.tags["mlflow.parentRunId"] == parents["search"].info.run_id for r in search)
     assert all(r.data.tags["mlflow.parentRunId"] == parents["evaluate"].info.run_id for r in evaluate)
     # evaluation is paired: every arm on every fresh seed, once
@@ -57,9 +58,10 @@ def test_smoke_study_end_to_end_on_sqlite(tmp_path):
         assert run.data.tags["status"] == "finished" and run.info.status == "FINISHED"
         assert len(client.get_metric_history(run.info.run_id, TRIAL_STARTS)) == 1
         check_trial_run(client, run, n_logged=4)
-    # the evaluate runs of the sfli arm use the knob the search chose
-    best = parents["search"].data.params["best.sfli.init.scale"]
-    assert all(r.data.params["init.scale"] == best for r in evaluate if r.data.tags["arm"] == "sfli")
+    # the evaluate runs of each arm use the knobs its search chose
+    for arm in ("sfli", "xavier"):
+        best = {k: parents["search"].data.params[f"best.{arm}.{k}"] for k in ("init.scale", "train.lr")}
+        assert all({k: r.data.params[k] for k in best} == best for r in evaluate if r.data.tags["arm"] == arm)
     assert "evaluate: 4/4 runs finished 4" in study_status("quickstart", runs=str(tmp_path))
 
 

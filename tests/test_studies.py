@@ -44,7 +44,7 @@ def test_quickstart_smoke_runs_end_to_end_and_prints_the_table(tmp_path):
                     "--num-cpus", "2", timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = proc.stdout
-    assert "[search sfli] done" in out and "[evaluate] done" in out  # progress a person can follow
+    assert "[search xavier] done" in out and "[search sfli] done" in out and "[evaluate] done" in out
     # the compact headline table, one line per (grid point, τ), no wider than a 120-column terminal
     table = out[out.index("grid point"):out.index("Full tables")].strip().splitlines()
     assert table[0].split() == ["grid", "point", "τ", "arms", "reached", "speed-up,", "95", "%", "error", "ratio,",
@@ -64,7 +64,8 @@ def test_quickstart_smoke_runs_end_to_end_and_prints_the_table(tmp_path):
     assert experiment.tags["mlflow.note.content"].startswith("Xavier against SFLI on the 1-D multiscale fit")
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     parent = parent_runs(uri, "quickstart")["evaluate"]
-    assert set(parent.data.params) == {"chosen.sfli.init.scale"}
+    assert set(parent.data.params) == {f"chosen.{arm}.{k}" for arm in ("xavier", "sfli") for k in ("init.scale",
+                                                                                                     "train.lr")}
     assert {a.path for a in client.list_artifacts(parent.info.run_id, "report")} == {"report/v1"}
     assert "result/base/xavier-vs-sfli/tau1e-2/pairs" in parent.data.metrics
     assert "| fit1d_multiscale mlp | 0.01 | xavier vs sfli |" in parent.data.tags["mlflow.note.content"]
