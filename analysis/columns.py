@@ -69,7 +69,7 @@ SPEEDUP = {
 SUMMARY = {
     "grid_point": "task, architecture and grid point",
     "arms": "baseline vs treatment",
-    "reached": "runs that reached τ of the seed pairs: baseline, treatment",
+    "reached": "runs that reached τ of the seed pairs: baseline, then treatment",
     "speedup_95": "speedup_statement of the full table",
     "ert_ratio_95": "ert_ratio [ert_ratio_low, ert_ratio_high]",
     "error_ratio_95": "error_ratio [error_ratio_low, error_ratio_high]",

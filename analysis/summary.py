@@ -13,8 +13,8 @@ WIDTH = 120
 COLUMNS = ["study", "grid_point", "tau", "arms", "reached", "speedup_95", "ert_ratio_95", "error_ratio_95",
            "logrank_p_adj", "signed_rank_p_adj", "underpowered"]
 # (column of the summary, terminal header, width); the first column takes what the others leave
-_TERMINAL = [("grid_point", "grid point", 0), ("tau", "τ", 6), ("arms", "arms", 18), ("reached", "reached", 11),
-             ("speedup_95", "speed-up, 95 %", 22), ("error_ratio_95", "error ratio, 95 %", 19),
+_TERMINAL = [("grid_point", "grid point", 0), ("tau", "τ", 5), ("arms", "arms", 24), ("reached", "reached b t", 11),
+             ("speedup_95", "speed-up, 95 %", 20), ("error_ratio_95", "error ratio, 95 %", 19),
              ("logrank_p_adj", "p adj", 7)]
 
 
@@ -39,7 +39,7 @@ def summary_table(speed: pd.DataFrame) -> pd.DataFrame:
     for r in speed.to_dict("records"):
         rows.append({"study": r["study"], "grid_point": _grid_point(r), "tau": r["tau"],
                      "arms": f"{r['baseline']} vs {r['treatment']}",
-                     "reached": f"{r['reached_base']}/{r['pairs']}, {r['reached_treat']}/{r['pairs']}",
+                     "reached": f"{r['reached_base']}/{r['pairs']} {r['reached_treat']}/{r['pairs']}",
                      "speedup_95": r["speedup_statement"],
                      "ert_ratio_95": _with_interval(r["ert_ratio"], r["ert_ratio_low"], r["ert_ratio_high"]),
                      "error_ratio_95": _with_interval(r["error_ratio"], r["error_ratio_low"], r["error_ratio_high"]),

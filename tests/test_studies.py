@@ -47,8 +47,8 @@ def test_quickstart_smoke_runs_end_to_end_and_prints_the_table(tmp_path):
     assert "[search xavier] done" in out and "[search sfli] done" in out and "[evaluate] done" in out
     # the compact headline table, one line per (grid point, τ), no wider than a 120-column terminal
     table = out[out.index("grid point"):out.index("Full tables")].strip().splitlines()
-    assert table[0].split() == ["grid", "point", "τ", "arms", "reached", "speed-up,", "95", "%", "error", "ratio,",
-                                "95", "%", "p", "adj"]
+    assert table[0].split() == ["grid", "point", "τ", "arms", "reached", "b", "t", "speed-up,", "95", "%", "error",
+                                "ratio,", "95", "%", "p", "adj"]
     assert [line.split()[:6] for line in table[1:]] == [
         ["fit1d_multiscale", "mlp", tau, "xavier", "vs", "sfli"] for tau in ("1e-2", "1e-3")]
     assert max(len(line) for line in table) <= 120
