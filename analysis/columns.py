@@ -59,7 +59,8 @@ SPEEDUP = {
     "error_ratio_low": "lower end of its 95 % bootstrap interval",
     "error_ratio_high": "upper end of that interval",
     "signed_rank_p": "two-sided Wilcoxon signed-rank test of log(error_base / error_treat) = 0",
-    "signed_rank_p_adj": "signed_rank_p adjusted across the rows of this report (Benjamini–Hochberg)",
+    "signed_rank_p_adj": "signed_rank_p adjusted across the comparisons of this report (Benjamini–Hochberg; "
+                         "each pair of arms counted once, not once per τ)",
     "signed_rank_min_p": "the smallest p the signed-rank test can give with this many pairs (2 / 2^n)",
     "underpowered": "yes when signed_rank_min_p > 0.05: no result of the test could be significant",
     "initial_rank_base": "median initial ε-rank (headline ε) of the last hidden layer, baseline",

@@ -52,11 +52,13 @@ def km_curves(runtimes: dict[tuple[str, float], dict[str, Runtimes]], taus: list
                 c = km_curve(r)
                 t = np.concatenate([[0.0], c.t, [max(end, float(c.t[-1]))]])
 
-                def run_on(v):
-                    return np.concatenate([[0.0], v, v[-1:]])
+                def run_on(v, start=0.0):
+                    return np.concatenate([[start], v, v[-1:]])
 
+                # no run reached τ: the bound on F holds from the start, not only from the censoring times
+                top = float(c.high[0]) if r.n_reached == 0 else 0.0
                 ax.step(t, run_on(c.F), where="post", color=colour, label=f"{arm} ({r.n_reached} of {r.n} reached)")
-                ax.fill_between(t, run_on(c.low), run_on(c.high), step="post", color=colour, alpha=0.15)
+                ax.fill_between(t, run_on(c.low), run_on(c.high, top), step="post", color=colour, alpha=0.15)
             if unit == "steps":
                 ax.axvline(budget, color="black", linestyle=":", linewidth=1)
                 ax.annotate("budget", (budget, 1.0), xytext=(-3, -3), textcoords="offset points", ha="right",

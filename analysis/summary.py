@@ -15,12 +15,12 @@ COLUMNS = ["study", "grid_point", "tau", "arms", "reached", "speedup_95", "ert_r
 # (column of the summary, terminal header, width); the first column takes what the others leave
 _TERMINAL = [("grid_point", "grid point", 0), ("tau", "τ", 5), ("arms", "arms", 24), ("reached", "reached b t", 11),
              ("speedup_95", "speed-up, 95 %", 20), ("error_ratio_95", "error ratio, 95 %", 19),
-             ("logrank_p_adj", "p adj", 7)]
+             ("logrank_p_adj", "p adj", 8)]
 
 
 def _with_interval(estimate: float, low: float, high: float) -> str:
     """'x [low, high]'; 'x' alone where there is no interval (too few pairs)."""
-    if low != low or high != high:
+    if low != low or high != high or estimate in (float("inf"), float("-inf")):
         return cell(estimate)
     return f"{cell(estimate)} [{cell(low)}, {cell(high)}]"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 
 import pandas as pd
@@ -34,7 +35,7 @@ def make_store(tmp_path) -> tuple[str, str]:
             run_id = client.create_run(exp, tags=tags).info.run_id
             params = {"seed": seed, "train.steps": 400, "model.depth": 2, "meta.hidden_layers": 2, "model.width": 32,
                       "model.activation": "tanh", "rank.headline": 0.001, "targets.metric": "train/loss",
-                      "targets.thresholds": json.dumps([0.01])}
+                      "targets.thresholds": json.dumps([0.01, 0.001])}
             metrics = [Metric("final/eval/rel_l2", err * (1 + 0.1 * seed), 0, 400), Metric("time/train_s", 4.0, 0, 400),
                        Metric("initial/rank/eps1e-3/layer1", rank, 0, 0),
                        Metric("initial/rank/eps1e-3/layer2", rank, 0, 0),
@@ -71,6 +72,10 @@ def test_report_tables_and_figures(tmp_path):
     assert row["signed_rank_p"] == 0.125 == row["signed_rank_min_p"] and row["underpowered"]
     assert row["logrank_p"] < 0.05 and row["logrank_p_adj"] == row["logrank_p"]  # one row: nothing to adjust
     assert (row["initial_rank_base"], row["initial_rank_treat"]) == (1, 30)
+    # nobody reaches 1e-3: no estimate, no log-rank p; the error test, the same at both τ, is one comparison
+    other = result.speedup.iloc[1]
+    assert other["tau"] == 0.001 and other["speedup_statement"] == "no estimate" and math.isnan(other["logrank_p"])
+    assert other["signed_rank_p_adj"] == row["signed_rank_p_adj"] == row["signed_rank_p"]
     for name in ("speedup.md", "speedup.csv", "speedup_summary.tex", "layerwise.csv", "staircase.csv", "report.md",
                  "report.html", "speedup_forest.png", "speedup_forest.pdf", "km_toy_fit1d_multiscale_mlp.png",
                  "km_toy_fit1d_multiscale_mlp.pdf", "staircase_toy_fit1d_multiscale_mlp.png",
