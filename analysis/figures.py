@@ -14,6 +14,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from sfli_core import keys  # noqa: E402
+from sfli_core.condensation import analyse  # noqa: E402
 
 from .survival import Runtimes, km_curve  # noqa: E402
 
@@ -24,12 +25,15 @@ def _colours() -> list[str]:
     return plt.rcParams["axes.prop_cycle"].by_key()["color"]
 
 
-def _save(fig, path: Path) -> list[Path]:
-    """``path`` (PNG) and the same figure as PDF beside it."""
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")
-    fig.savefig(path.with_suffix(".pdf"), bbox_inches="tight")
+def _save(fig, path: Path, dpi: int = DPI, pdf: bool = True) -> list[Path]:
+    """``path`` (PNG) and, with ``pdf``, the same figure as PDF beside it."""
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    out = [path]
+    if pdf:
+        fig.savefig(path.with_suffix(".pdf"), bbox_inches="tight")
+        out.append(path.with_suffix(".pdf"))
     plt.close(fig)
-    return [path, path.with_suffix(".pdf")]
+    return out
 
 
 def km_curves(runtimes: dict[tuple[str, float], dict[str, Runtimes]], taus: list[float], budget: float,
@@ -185,3 +189,23 @@ def spectra_plot(spectra: dict[str, tuple[int, dict]], eps: float, path: Path, t
     ax.legend(fontsize=7)
     ax.set_title(f"{title}: spectrum of the last hidden layer", fontsize=9)
     return _save(fig, path)
+
+
+def condensation_heatmap(weights: dict, path: Path, title: str = "", dpi: int = DPI,
+                         pdf: bool = True) -> list[Path]:
+    """Cosine-similarity heat maps D(u_i, u_j) of a layer's input weights u = (w, b) [m, d + 1], e.g.
+    {'start': U0, 'end': U1} (tensors or nested lists), each ordered by its leading eigenvector, with the
+    condensed orientation and line counts (docs/science.md §4) in the panel titles."""
+    import torch
+
+    fig, axes = plt.subplots(1, len(weights), figsize=(3.6 * len(weights), 3.4), squeeze=False)
+    for ax, (label, u) in zip(axes[0], weights.items()):
+        c = analyse(torch.as_tensor(u, dtype=torch.float64))
+        im = ax.imshow(c.similarity.numpy(), cmap="RdYlBu_r", vmin=-1, vmax=1)
+        ax.set_title(f"{label}: {c.orientations} orientations, {c.lines} lines", fontsize=8)
+        ax.set_xlabel("neuron (ordered by leading eigenvector)", fontsize=7)
+        ax.set_ylabel("neuron", fontsize=7)
+        ax.tick_params(labelsize=6)
+    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="D(u, v)")
+    fig.suptitle(title, fontsize=9)
+    return _save(fig, path, dpi, pdf)

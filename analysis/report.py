@@ -22,7 +22,7 @@ from sfli_core.staircase import staircase_stats
 from . import columns, figures
 from . import html as page
 from .formats import html_table, markdown, write
-from .runs import artifact_file, artifact_json, history, load_runs
+from .runs import artifact_json, history, load_runs
 from .summary import compact, summary_table
 from .survival import Runtimes
 from .tables import GROUP, condensation_table, layerwise_table, speedup_table, tuning_table
@@ -104,11 +104,11 @@ def _figures(uri: str, runs: pd.DataFrame, curves: dict, speed: pd.DataFrame, ou
                    for _, r in lowest.iterrows()}
         files += figures.spectra_plot(spectra, eps, out / f"spectra_{slug}.png", title)
         for _, r in lowest.iterrows():
-            got = artifact_file(uri, r["run_id"], "condensation.png", out)
-            if got is not None:
-                target = out / f"condensation_{slug}_{r['arm']}_seed{int(r['seed'])}.png"
-                got.replace(target)
-                files.append(target)
+            weights = artifact_json(uri, r["run_id"], "condensation_weights.json")
+            if weights is not None:
+                files += figures.condensation_heatmap(
+                    weights, out / f"condensation_{slug}_{r['arm']}_seed{int(r['seed'])}.png",
+                    f"{title}, {r['arm']} seed {int(r['seed'])}, first analysed layer")
     if not speed.empty:
         files += figures.forest_plot(speed, out / "speedup_forest.png")
     return files

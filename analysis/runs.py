@@ -67,10 +67,3 @@ def artifact_json(uri: str, run_id: str, name: str) -> dict | None:
         except Exception:
             return None
         return json.loads(Path(path).read_text())
-
-
-def artifact_file(uri: str, run_id: str, name: str, dest: Path) -> Path | None:
-    try:
-        return Path(MlflowClient(uri).download_artifacts(run_id, name, str(dest)))
-    except Exception:
-        return None

@@ -40,7 +40,8 @@ def connect_ray(address: str | None, num_cpus: int | None = None, py_modules: li
                  runtime_env={"py_modules": list(py_modules)} if py_modules else None)
         return RaySession(started=True, session_dir=None)
     loopback_only()
-    ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+    # address="local": always a new instance of our own, never a cluster some other program started here
+    ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
     node = getattr(ray._private.worker, "_global_node", None)  # no public accessor for the session folder
     return RaySession(started=True, session_dir=node.get_session_dir_path() if node is not None else None)
 

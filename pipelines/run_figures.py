@@ -1,5 +1,6 @@
-"""Figures a trial logs as artifacts of its own run, while it trains: the staircase plot (loss and ε-rank
-against step) and the condensation heat map. (``analysis`` draws figures from recorded runs only.)"""
+"""The staircase plot a trial logs as an artifact of its own run (loss and ε-rank against step), at a
+resolution for browsing: every figure is drawn on the trial's critical path, so the report draws the
+paper-quality figures (200 dpi and PDF) from the recorded data instead."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
 
 from sfli_core import keys  # noqa: E402
-from sfli_core.condensation import analyse  # noqa: E402
+
+PREVIEW_DPI = 90
 
 
 def staircase_plot(history: list[dict[str, float]], eps: float, n_layers: int, path: Path, title: str = "") -> Path:
@@ -32,24 +33,6 @@ def staircase_plot(history: list[dict[str, float]], eps: float, n_layers: int, p
     right.legend(loc="upper right", fontsize=8)
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=200)
-    plt.close(fig)
-    return path
-
-
-def condensation_heatmap(weights: dict[str, torch.Tensor], path: Path, title: str = "") -> Path:
-    """Cosine-similarity heat maps of a layer's input weights (w, b), e.g. {'start': U0, 'end': U1}, each
-    ordered by its leading eigenvector, with the condensed orientation / line counts in the panel title."""
-    fig, axes = plt.subplots(1, len(weights), figsize=(3.6 * len(weights), 3.4), squeeze=False)
-    for ax, (label, u) in zip(axes[0], weights.items()):
-        c = analyse(u)
-        im = ax.imshow(c.similarity.numpy(), cmap="RdYlBu_r", vmin=-1, vmax=1)
-        ax.set_title(f"{label}: {c.orientations} orientations, {c.lines} lines", fontsize=8)
-        ax.set_xlabel("neuron (ordered by leading eigenvector)", fontsize=7)
-        ax.set_ylabel("neuron", fontsize=7)
-        ax.tick_params(labelsize=6)
-    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="D(u, v)")
-    fig.suptitle(title, fontsize=9)
-    fig.savefig(path, dpi=200)
+    fig.savefig(path, dpi=PREVIEW_DPI)
     plt.close(fig)
     return path

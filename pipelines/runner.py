@@ -21,6 +21,7 @@ import subprocess
 import threading
 import time
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 from sfli_core import record
@@ -62,14 +63,18 @@ def start_study(path: str, smoke: bool = False, overrides: list[str] = (), addre
     check_cluster(cluster_address(address), uri)
     check_tracking(uri)
     with driver_lock(folder, study.name):
-        with store_lock(uri):  # the store and experiment are created once, before any trial starts
-            experiment_id = Tracker(uri).experiment(study.name, folder / "artifacts", study.description)
+        # creating the store (its schema migrations take seconds) overlaps Ray's start in _drive
+        experiment = ThreadPoolExecutor(1).submit(_experiment, uri, folder, study.name, study.description)
         state = StudyState(name=study.name, study=study.model_dump(mode="json"), tracking_uri=uri,
-                           storage=storage or str(folder / "ray"), address=address, experiment_id=experiment_id,
+                           storage=storage or str(folder / "ray"), address=address, experiment_id="",
                            execution=previous.execution + 1 if previous else 1, git_revision=git_revision(),
                            chosen={cell.key: {} for cell in study.cells(searched=False)})
-        state.save(folder)
-        return _drive(state, folder, num_cpus)
+        return _drive(state, folder, num_cpus, experiment)  # saves the state once the store exists
+
+
+def _experiment(uri: str, folder: Path, name: str, description: str) -> str:
+    with store_lock(uri):  # the store and experiment are created once, before any trial starts
+        return Tracker(uri).experiment(name, folder / "artifacts", description)
 
 
 def resume_study(name: str, runs: str | None = None, address: str | None = None,
@@ -103,14 +108,15 @@ def _interrupt(signum, frame) -> None:
         raise KeyboardInterrupt
 
 
-def _drive(state: StudyState, folder: Path, num_cpus: int | None) -> StudyState:
+def _drive(state: StudyState, folder: Path, num_cpus: int | None, experiment: Future | None = None) -> StudyState:
+    """``experiment``: the study's experiment being created (a new execution); else ``state`` has it, or, when
+    its first driver died before it existed, it is created here."""
     from .phases import PhaseIncomplete, StopRequest, run_phase
 
     extend_python_path(state.study.get("python_path", []))  # the user's modules, before names are resolved
     study = Study.model_validate(state.study)
     # on a cluster the user's modules travel with the job (Ray's py_modules); locally they are on this disk
     shipped = shipped_modules(study) if cluster_address(state.address) else []
-    tracker = Tracker(state.tracking_uri)
     state.status = RUNNING
     StopRequest.requested = False
     handlers = {}
@@ -126,6 +132,10 @@ def _drive(state: StudyState, folder: Path, num_cpus: int | None) -> StudyState:
         if handlers:  # ray.init installs its own SIGTERM handler, which ends the process
             signal.signal(signal.SIGTERM, _interrupt)
         state.ray_session = session.session_dir
+        if experiment is not None or not state.experiment_id:
+            state.experiment_id = (experiment.result() if experiment is not None else
+                                   _experiment(state.tracking_uri, folder, study.name, study.description))
+        tracker = Tracker(state.tracking_uri)  # only now: a client may create a store that does not exist yet
         state.save(folder)
         for phase, cell in planned_phases(study):
             key = "evaluate" if phase == "evaluate" else f"search-{cell.key}"
@@ -155,8 +165,12 @@ def _drive(state: StudyState, folder: Path, num_cpus: int | None) -> StudyState:
     finally:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
-        if state.status != FINISHED:  # no driver will write to them now: never leave a run "running"
-            tracker.close_running(state.experiment_id, study.name, state.execution)
+        if experiment is not None:
+            wait([experiment])  # never leave the store half-created behind an early failure
+            if not state.experiment_id and experiment.exception() is None:
+                state.experiment_id = experiment.result()
+        if state.status != FINISHED and state.experiment_id:  # nobody writes to them now: none stays "running"
+            Tracker(state.tracking_uri).close_running(state.experiment_id, study.name, state.execution)
         if session is not None:
             disconnect(session)
         state.ray_session = None
@@ -195,7 +209,8 @@ def study_status(name: str, runs: str | None = None) -> str:
     check_store(state.tracking_uri)
     extend_python_path(state.study.get("python_path", []))
     study = Study.model_validate(state.study)
-    runs_found = Tracker(state.tracking_uri).trial_runs(state.experiment_id, study.name, state.execution)
+    runs_found = (Tracker(state.tracking_uri).trial_runs(state.experiment_id, study.name, state.execution)
+                  if state.experiment_id else [])  # a driver that died before its experiment existed
     status = _status_of(state, folder)
     lines = [f"study {name}: {status} (execution {state.execution}); phases done: {', '.join(state.done) or 'none'}",
              f"tracking: {state.tracking_uri} (experiment {state.experiment_id})"]

@@ -25,6 +25,7 @@ import torch
 import yaml
 from ray import tune
 
+from analysis.figures import condensation_heatmap
 from sfli_core import keys, record
 from sfli_core.condensation import input_weights, layer_counts
 from sfli_core.config import RunConfig
@@ -36,7 +37,7 @@ from sfli_core.tasks import build_task
 from sfli_core.trainer import Trainer
 
 from .objective import WORST, finite_or_worst, objective_value
-from .run_figures import condensation_heatmap, staircase_plot
+from .run_figures import PREVIEW_DPI, staircase_plot
 from .study import Cell, Study, extend_python_path
 from .tracking import Tracker
 
@@ -238,8 +239,11 @@ def _artifacts(tracker: Tracker, run_id: str, cfg: RunConfig, result: RunResult,
         title = f"{cfg.task.name} {cfg.model.arch} {cfg.init.name} seed {cfg.seed}"
         staircase_plot(result.history, cfg.rank.headline, result.n_layers, d / "staircase.png", title)
         names = ["config.yaml", "spectra.json", "staircase.png"]
-        if u_start is not None:
-            condensation_heatmap({"start": u_start, "end": u_end}, d / "condensation.png", title)
-            names.append("condensation.png")
+        if u_start is not None:  # the weights, for the report's figure; a preview for the UI
+            (d / "condensation_weights.json").write_text(json.dumps({"start": u_start.tolist(),
+                                                                     "end": u_end.tolist()}))
+            condensation_heatmap({"start": u_start, "end": u_end}, d / "condensation.png", title, PREVIEW_DPI,
+                                 pdf=False)
+            names += ["condensation_weights.json", "condensation.png"]
         for name in names:
             tracker.log_artifact(run_id, d / name)

@@ -15,7 +15,8 @@ from pipelines.runner import start_study, study_status
 from pipelines.tracking import TRIAL_STARTS
 from tests.pipeline_helpers import ROOT, free_port, parent_runs, sfli_cli, stop_group, trial_runs, wait_for, write_study
 
-ARTIFACTS = {"config.yaml", "series.csv", "seeds.json", "spectra.json", "staircase.png", "condensation.png"}
+ARTIFACTS = {"config.yaml", "series.csv", "seeds.json", "spectra.json", "staircase.png", "condensation.png",
+             "condensation_weights.json"}
 
 
 @pytest.fixture(scope="module", autouse=True)
