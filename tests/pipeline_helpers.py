@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import yaml
@@ -80,3 +81,12 @@ def wait_for(predicate, timeout: float, every: float = 0.5, what: str = "conditi
             return value
         time.sleep(every)
     raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+
+
+def healthy(base_url: str) -> bool:
+    """Whether an MLflow server (or `sfli ui`) at ``base_url`` answers its health check."""
+    try:
+        with urllib.request.urlopen(f"{base_url}/health", timeout=2) as r:
+            return r.status == 200
+    except OSError:
+        return False

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import urllib.request
 
 import pytest
 import ray
@@ -13,7 +12,17 @@ from mlflow.tracking import MlflowClient
 
 from pipelines.runner import start_study, study_status
 from pipelines.tracking import TRIAL_STARTS
-from tests.pipeline_helpers import ROOT, free_port, parent_runs, sfli_cli, stop_group, trial_runs, wait_for, write_study
+from tests.pipeline_helpers import (
+    ROOT,
+    free_port,
+    healthy,
+    parent_runs,
+    sfli_cli,
+    stop_group,
+    trial_runs,
+    wait_for,
+    write_study,
+)
 
 ARTIFACTS = {"config.yaml", "series.csv", "seeds.json", "spectra.json", "staircase.png", "condensation.png",
              "condensation_weights.json"}
@@ -91,7 +100,7 @@ def test_study_against_a_real_mlflow_server(tmp_path):
         cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     uri = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: _healthy(uri), timeout=120, what="mlflow server")
+        wait_for(lambda: healthy(uri), timeout=120, what="mlflow server")
         study = write_study(tmp_path / "http.yaml", "over_http", {"xavier": {"set": {"init.name": "xavier_normal"}},
                                                                   "sfli": {"set": {"init.name": "sfli"}}})
         state = start_study(str(study), uri=uri, runs=str(tmp_path / "runs"))
@@ -105,14 +114,6 @@ def test_study_against_a_real_mlflow_server(tmp_path):
         assert not (tmp_path / "runs" / "mlflow.db").exists()  # nothing in the embedded default
     finally:
         stop_group(server)
-
-
-def _healthy(uri: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{uri}/health", timeout=2) as r:
-            return r.status == 200
-    except OSError:
-        return False
 
 
 BAD = {

@@ -8,13 +8,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import urllib.request
 
 import pytest
 from mlflow.tracking import MlflowClient
 
 from pipelines.study import load_study
-from tests.pipeline_helpers import ROOT, free_port, parent_runs, sfli_cli, stop_group, trial_runs, wait_for
+from tests.pipeline_helpers import ROOT, free_port, healthy, parent_runs, sfli_cli, stop_group, trial_runs, wait_for
 
 STUDIES = sorted((ROOT / "studies").glob("*.yaml"))
 
@@ -88,7 +87,7 @@ def ui_shows_the_runs(runs, experiment_id: str) -> None:
         lines = [ui.stdout.readline() for _ in range(2)]
         url = lines[1].split(": ", 1)[1].strip()
         assert url == f"http://127.0.0.1:{port}/#/experiments/{experiment_id}?workflowType=machine_learning"
-        wait_for(lambda: _healthy(port), timeout=120, what="sfli ui")
+        wait_for(lambda: healthy(f"http://127.0.0.1:{port}"), timeout=120, what="sfli ui")
         with tempfile.TemporaryDirectory() as profile:
             dom = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                                   "--no-first-run", "--disable-background-networking", "--disable-component-update",
@@ -99,21 +98,13 @@ def ui_shows_the_runs(runs, experiment_id: str) -> None:
         stop_group(ui)
 
 
-def _healthy(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
-            return r.status == 200
-    except OSError:
-        return False
-
-
 def test_ui_serves_the_default_store_on_loopback(tmp_path):
     port = free_port()
     ui = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "ui", "--runs-dir", str(tmp_path), "--port",
                            str(port)], cwd=ROOT, env=os.environ.copy(), stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        wait_for(lambda: _healthy(port), timeout=120, what="sfli ui")
+        wait_for(lambda: healthy(f"http://127.0.0.1:{port}"), timeout=120, what="sfli ui")
     finally:
         stop_group(ui)
 
