@@ -97,7 +97,7 @@ def main() -> None:
     ref_grads = step(laplacian_reverse, net, x)
     variants = {"forward jvp": laplacian_forward, "jet": laplacian_jet}
     for name, lap in variants.items():
-        err = float((lap(net, x) - reference).abs().max())
+        err = float((lap(net, x) - reference).abs().max().detach())
         gerr = max(float((a - b).abs().max()) for a, b in zip(step(lap, net, x), ref_grads) if a is not None)
         print(f"{name:12s} float64 agreement: Laplacian {err:.1e}, parameter gradients {gerr:.1e}")
     net.float()
