@@ -120,11 +120,6 @@ def km_median(runs: Runtimes, confidence: float = 0.95) -> Median:
     return Median(estimate, low, math.inf if math.isnan(high) else high)
 
 
-def fraction_reached(runs: Runtimes) -> float:
-    """Kaplan–Meier F at the last observed time (the fraction reached at the budget when all runs had it)."""
-    return float(km_curve(runs).F[-1]) if runs.n else math.nan
-
-
 def logrank_p(base: Runtimes, treat: Runtimes) -> float:
     """Two-sided p of the log-rank test of equal runtime distributions (scipy.stats.logrank); NaN when no
     run of either arm reached τ (no event, no information); 1 when the two samples are identical."""
