@@ -83,7 +83,7 @@ def runtimes_of(runs: pd.DataFrame, taus) -> dict[tuple[str, float], dict[str, R
     for tau in taus:
         for unit, col, budget in (("steps", keys.steps_to(tau), "budget"),
                                   ("seconds", keys.seconds_to(tau), keys.TIME_TRAIN)):
-            out[(unit, tau)] = {arm: Runtimes.of(g[col] if col in g else np.full(len(g), np.nan), g[budget])
+            out[(unit, tau)] = {arm: Runtimes.of(*(g[c] if c in g else np.full(len(g), np.nan) for c in (col, budget)))
                                 for arm, g in runs.groupby("arm")}
     return out
 
