@@ -74,13 +74,14 @@ class StopRequest:
 
 
 def run_phase(state, study: Study, phase: str, cell: Cell | None, t0: float,
-              python_path: list[str]) -> dict[str, Any]:
+              python_path: list[str], packing: Any) -> dict[str, Any]:
     """Run (or restore and finish) the phase's Tune experiment. Search: returns the best knobs of ``cell``.
-    ``python_path``: folders the trials put on their ``sys.path`` (empty when the modules are shipped)."""
+    ``python_path``: folders the trials put on their ``sys.path`` (empty when the modules are shipped);
+    ``packing``: the search trials' pack size, or the evaluate trials' members (pipelines.packing)."""
     context = TrialContext(study=study, phase=phase, tracking_uri=state.tracking_uri,
                            experiment_id=state.experiment_id, parent_run_id=state.parents[phase],
                            git_revision=state.git_revision, chosen=dict(state.chosen), python_path=python_path,
-                           execution=state.execution)
+                           execution=state.execution, pack=packing if phase == "search" else 1)
     trainable = tune.with_resources(tune.with_parameters(run_trial, context=context),
                                     {"cpu": study.resources.cpus, "gpu": study.resources.gpus})
     name = f"{study.name}-e{state.execution}-" + (f"search-{cell.slug}" if phase == "search" else "evaluate")
@@ -105,17 +106,14 @@ def run_phase(state, study: Study, phase: str, cell: Cell | None, t0: float,
                            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
                                                        num_samples=study.search.trials, reuse_actors=True))
     else:
-        space = {"arm": tune.grid_search(list(study.arms)),
-                 "variant": tune.grid_search(list(range(len(study.variants())))),
-                 "seed": tune.grid_search(list(study.evaluate.seeds))}
-        tuner = tune.Tuner(trainable, param_space=space, run_config=run_config,
+        tuner = tune.Tuner(trainable, param_space={"members": tune.grid_search(packing)}, run_config=run_config,
                            tune_config=tune.TuneConfig(reuse_actors=True))
     StopRequest.in_fit = True
     try:
         results = tuner.fit()
     finally:
         StopRequest.in_fit = False
-    expected = study.search.trials if phase == "search" else study.expected_trials("evaluate")
+    expected = study.search.trials if phase == "search" else len(packing)
     if StopRequest.requested or results.num_errors or len(results) < expected:
         done = sum(1 for r in results if r.metrics and r.metrics.get(COMPLETE))
         raise PhaseIncomplete(label, done, expected, 0 if StopRequest.requested else results.num_errors)

@@ -28,6 +28,7 @@ from sfli_core import record
 from sfli_core.config import ConfigError
 
 from .environment import quiet
+from .packing import evaluation_packs, search_pack
 from .ray_session import cluster_address, connect_ray, disconnect, remove_leftovers, shipped_modules
 from .reach import check_cluster, check_tracking
 from .state import FAILED, FINISHED, INTERRUPTED, RUNNING, StudyState, driver_alive, driver_lock, fingerprint
@@ -143,11 +144,14 @@ def _drive(state: StudyState, folder: Path, num_cpus: int | None, experiment: Fu
                 continue
             state.parents.setdefault(phase, tracker.parent_run(state.experiment_id, study.name, phase,
                                                                state.execution))
+            if key not in state.packing:  # decided once: a resumed phase keeps its trials
+                state.packing[key] = (evaluation_packs(study, state.chosen) if phase == "evaluate"
+                                      else search_pack(study, cell))
             state.save(folder)
             if phase == "evaluate":  # the results' run says which knobs every cell was evaluated at
                 tracker.log_new_params(state.parents[phase], {f"chosen.{key}.{k}": v for key, knobs
                                                               in state.chosen.items() for k, v in knobs.items()})
-            best = run_phase(state, study, phase, cell, t0, [] if shipped else study.python_path)
+            best = run_phase(state, study, phase, cell, t0, [] if shipped else study.python_path, state.packing[key])
             if phase == "search":
                 state.chosen[cell.key] = best
                 tracker.log_new_params(state.parents[phase], {f"best.{cell.key}.{k}": v for k, v in best.items()})

@@ -36,6 +36,7 @@ class StudyState:
     parents: dict[str, str] = field(default_factory=dict)
     chosen: dict[str, dict[str, Any]] = field(default_factory=dict)
     done: list[str] = field(default_factory=list)
+    packing: dict[str, Any] = field(default_factory=dict)  # per phase: search pack size / evaluate packs
     status: str = RUNNING
     ray_session: str | None = None  # the local Ray instance's session folder, while one runs
 

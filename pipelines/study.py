@@ -34,6 +34,7 @@ from sfli_core.config import (
     load_yaml,
     set_path,
 )
+from sfli_core.pack import packable
 from sfli_core.registry import is_import_path
 
 from .objective import OBJECTIVE_PATTERN
@@ -99,8 +100,14 @@ class EvaluateConfig(Strict):
 
 
 class Resources(Strict):
+    """Per trial: ``cpus`` / ``gpus`` (Ray's bookkeeping; the trial uses int(cpus) torch threads) and ``pack``,
+    how many runs one trial trains as one batched model (sfli_core.pack): 1 = one run per trial; N = up to N
+    runs that share task, model and training settings; ``auto`` = the size that measures fastest on a trial's
+    resources (sfli_core.pack_size), 1 unless packing gains."""
+
     cpus: PositiveFloat = 1.0
     gpus: float = Field(0.0, ge=0)
+    pack: Literal["auto"] | PositiveInt = 1
 
 
 class Study(Strict):
@@ -135,6 +142,12 @@ class Study(Strict):
             if self.search.objective not in thresholds:
                 raise ValueError(f"search.objective '{self.search.objective}' is not one of the study's targets: "
                                  f"{', '.join(thresholds)}")
+        if isinstance(self.resources.pack, int) and self.resources.pack > 1:
+            for cell in self.cells():
+                reason = packable(self.run_config(cell.arm, variant=self.variants()[cell.variant]))
+                if reason:
+                    raise ValueError(f"resources.pack: {self.resources.pack} but {cell.key} cannot be packed: "
+                                     f"{reason}; use pack: 1 or auto")
         overlap = set(self.search.seeds) & set(self.evaluate.seeds)
         if overlap and self.has_search:
             raise ValueError(f"evaluate.seeds must be fresh, not the search seeds: {sorted(overlap)}")

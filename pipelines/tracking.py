@@ -1,4 +1,5 @@
-"""MLflow bookkeeping: one experiment per study, one parent run per phase, exactly one child run per trial.
+"""MLflow bookkeeping: one experiment per study, one parent run per phase, exactly one child run per run of a
+trial (one for a search trial, one per member of a packed evaluate trial).
 
 Runs are found by their tags before any is created, so a retried or resumed trial reopens its own run
 (the trial id is stable across retries and ``Tuner.restore``). Metrics of one logging step go out in one
@@ -171,8 +172,9 @@ class Tracker:
                   params: dict[str, Any]) -> tuple[str, bool]:
         """(run id, created?) of the trial's run; params are logged once, at creation. A run found
         complete (finished / diverged) is returned untouched."""
-        run_id = self.find_run(experiment_id, {"trial_id": identity.trial_id, "phase": identity.phase,
-                                               "study": identity.study, record.EXECUTION: str(identity.execution)})
+        tags = identity.tags()  # a pack's runs share the trial id: its member (arm, grid point, seed) tells them apart
+        run_id = self.find_run(experiment_id, {k: tags[k] for k in ("trial_id", "phase", "study", record.EXECUTION,
+                                                                     "arm", "variant", "seed")})
         if run_id is not None:
             if self.client.get_run(run_id).data.tags.get(record.STATUS) not in COMPLETE:
                 self.client.set_tag(run_id, record.STATUS, Status.RUNNING)

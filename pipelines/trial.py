@@ -1,15 +1,18 @@
-"""The Ray Tune trial: one configuration of one cell (arm × grid point) trained on its seed(s), recorded in its
-own MLflow run.
+"""The Ray Tune trial: runs of one or more cells (arm × grid point), trained as packs (sfli_core.pack), each
+run recorded in its own MLflow run.
 
-A search trial trains the sampled configuration on every search seed in turn and reports the mean objective
-(the MLflow metric histories are those of the first search seed; the series CSV holds every seed). An
-evaluate trial is one (cell, seed) pair at the cell's chosen configuration, full budget, no early stopping.
+A search trial is one run: the sampled configuration of one cell trained on every search seed (in packs of
+the phase's pack size; one after the other with pack 1), reporting the mean objective (the MLflow metric
+histories are those of the first search seed; the series CSV holds every seed). An evaluate trial is a pack
+of runs (cell, seed) at their cells' chosen configurations, full budget, no early stopping: one MLflow run
+each, so the UI, the report and the statistics see no difference from one run per trial.
 
-A trial is a sequence of steps over typed values: :func:`plan_trial` (who it is: cell, knobs, seeds, record
-identity and parameters) → its MLflow run, opened or found complete (a complete run is never re-trained) →
-its :class:`TrialState` restored from the last checkpoint → :func:`train_seeds` → :func:`finish` (summary,
-series, status). The state is checkpointed every ``checkpoint_every`` logging steps; a retried or resumed
-trial continues from it, reopens the same MLflow run and does not log a step twice.
+A trial is a sequence of steps over typed values: :func:`plan_trial` (who its runs are: cell, knobs, seeds,
+record identity and parameters) → their MLflow runs, opened or found complete (a complete run is never
+re-trained) → the :class:`TrialState` restored from the last checkpoint → :func:`train_runs` →
+:func:`finish` per run (summary, series, status). The state is checkpointed every ``checkpoint_every``
+logging steps; a retried or resumed trial continues from it, reopens the same MLflow runs and logs no step
+twice.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from sfli_core.condensation import input_weights, layer_counts
 from sfli_core.config import RunConfig
 from sfli_core.init import INITS
 from sfli_core.models import condensation_layers
+from sfli_core.pack import Pack
 from sfli_core.record import Status, TrialIdentity
 from sfli_core.result import RunResult
 from sfli_core.tasks import build_task
@@ -43,6 +47,7 @@ from .tracking import Tracker
 
 STATE_FILE = "trial_state.pt"
 COMPLETE = "complete"  # Tune-only key: 1 in a trial's last report (its objective is final), 0 before
+PACK_TIME = "equal share of each step among the pack's members still training"  # how time/train_s is divided
 
 
 @dataclass
@@ -56,10 +61,13 @@ class TrialContext:
     chosen: dict[str, dict[str, Any]] = field(default_factory=dict)  # evaluate: the knobs of every cell
     python_path: list[str] = field(default_factory=list)  # folders of the user's modules, on a shared file system
     execution: int = 1
+    pack: int = 1  # search: how many search seeds are trained at once
 
 
 @dataclass
 class TrialPlan:
+    """One MLflow run of the trial: a cell at its knobs on its seed(s)."""
+
     cell: Cell
     knobs: dict[str, Any]
     seeds: list[int]
@@ -78,14 +86,16 @@ class SeedOutcome:
     objective: float
     history: list[dict[str, float]]
     summary: dict[str, float]
+    run: int = 0  # which of the trial's runs (plans) it belongs to
 
 
 @dataclass
 class TrialState:
-    """What a checkpoint holds: the seeds done, and the trainer state of the seed under way."""
+    """What a checkpoint holds: the runs' seeds done, and the pack under way (its members by name)."""
 
-    seed_index: int = 0
-    trainer: dict[str, Any] | None = None
+    chunk: int = 0
+    pack: dict[str, Any] | None = None
+    members: list[str] = field(default_factory=list)
     outcomes: list[SeedOutcome] = field(default_factory=list)
 
     @classmethod
@@ -103,22 +113,34 @@ class TrialState:
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
 
 
-def plan_trial(config: dict[str, Any], context: TrialContext) -> TrialPlan:
+def plan_trial(config: dict[str, Any], context: TrialContext) -> list[TrialPlan]:
+    """The trial's runs: one (search: the sampled knobs on the search seeds), or one per pack member."""
     study, phase = context.study, context.phase
-    cell = study.cell(config["arm"], int(config.get("variant", 0)))
-    if phase == "search":
-        knobs, seeds = {k: v for k, v in config.items() if k not in ("arm", "variant")}, list(study.search.seeds)
-    else:
-        knobs, seeds = context.chosen.get(cell.key, {}), [int(config["seed"])]
     trial_id = tune.get_context().get_trial_id()
-    name = f"{cell.slug}-seed{seeds[0]}" if phase == "evaluate" else f"search-{cell.slug}-{trial_id}"
+    if phase == "search":
+        cell = study.cell(config["arm"], int(config.get("variant", 0)))
+        knobs = {k: v for k, v in config.items() if k not in ("arm", "variant")}
+        return [_plan(context, cell, knobs, list(study.search.seeds), f"search-{cell.slug}-{trial_id}", trial_id,
+                      context.pack)]
+    plans = []
+    for arm, variant, seed in config["members"]:
+        cell = study.cell(arm, int(variant))
+        plans.append(_plan(context, cell, context.chosen.get(cell.key, {}), [int(seed)],
+                           f"{cell.slug}-seed{seed}", trial_id, len(config["members"])))
+    return plans
+
+
+def _plan(context: TrialContext, cell: Cell, knobs: dict[str, Any], seeds: list[int], name: str,
+          trial_id: str, pack: int) -> TrialPlan:
+    study = context.study
     first = study.run_config(cell.arm, knobs, seeds[0], variant=study.variants()[cell.variant])
-    identity = TrialIdentity(study=study.name, execution=context.execution, phase=phase, arm=cell.arm,
+    identity = TrialIdentity(study=study.name, execution=context.execution, phase=context.phase, arm=cell.arm,
                              variant=cell.vid, trial_id=trial_id, seeds=tuple(seeds),
                              task=build_task(first.task.name, first.task.params).name, init=first.init.name,
                              arch=first.model.arch, comparison=INITS.get(first.init.name).role)
     params = {**first.flat(), record.GIT_REVISION: context.git_revision,
-              **{f"{record.SEARCHED}{k}": v for k, v in knobs.items()}}
+              **{f"{record.SEARCHED}{k}": v for k, v in knobs.items()},
+              record.PACK_SIZE: pack, record.PACK_TIME: PACK_TIME}
     return TrialPlan(cell, knobs, seeds, name, identity, params)
 
 
@@ -126,53 +148,72 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     extend_python_path(context.python_path)
     study = context.study
     torch.set_num_threads(max(1, int(study.resources.cpus)))
-    plan = plan_trial(config, context)
+    plans = plan_trial(config, context)
     tracker = Tracker(context.tracking_uri)
-    run_id, created = tracker.child_run(context.experiment_id, context.parent_run_id, plan.name, plan.identity,
-                                        plan.params)
-    done = None if created else tracker.completed(run_id)
-    if done is not None:  # completed before the driver could record it (killed in between): never re-train
-        tune.report(tune_result(done.get(record.OBJECTIVE, WORST), done[record.STATUS],
-                                done.get(f"final/{keys.TRAIN_LOSS}", WORST)))
+    runs, done = [], {}
+    for i, plan in enumerate(plans):
+        run_id, created = tracker.child_run(context.experiment_id, context.parent_run_id, plan.name,
+                                            plan.identity, plan.params)
+        runs.append((run_id, created))
+        completed = None if created else tracker.completed(run_id)
+        if completed is not None:  # completed before the driver could record it (killed in between)
+            done[i] = completed
+    if len(done) == len(plans):  # never re-train a complete run
+        first = done[0]
+        tune.report(tune_result(first.get(record.OBJECTIVE, WORST), first[record.STATUS],
+                                first.get(f"final/{keys.TRAIN_LOSS}", WORST)))
         return
     state = TrialState.restore()
-    tracker.mark_start(run_id, resumed_from=state.trainer["step"] if state.trainer else 0)
-    logged_up_to = -1 if created else tracker.last_step(run_id, keys.TRAIN_LOSS)
+    todo = [i for i in range(len(plans)) if i not in done]
+    for i in todo:
+        tracker.mark_start(runs[i][0], resumed_from=state.pack["step"] if state.pack else 0)
+    logged_up_to = {i: -1 if runs[i][1] else tracker.last_step(runs[i][0], keys.TRAIN_LOSS) for i in todo}
     try:
-        train_seeds(plan, state, study, tracker, run_id, logged_up_to)
-        final = finish(tracker, run_id, state)
+        train_runs(plans, todo, state, context, tracker, [r for r, _ in runs], logged_up_to)
+        finals = [finish(tracker, runs[i][0], [o for o in state.outcomes if o.run == i]) for i in todo]
     except Exception:
-        tracker.finish(run_id, Status.FAILED)  # Tune retries it from its last checkpoint, in this same run
+        for i in todo:  # Tune retries the trial from its last checkpoint, in these same runs
+            tracker.finish(runs[i][0], Status.FAILED)
         raise
     except BaseException:
-        tracker.finish(run_id, Status.STOPPED)  # stopped from outside (an ASHA decision, a shutdown)
+        for i in todo:
+            tracker.finish(runs[i][0], Status.STOPPED)  # stopped from outside (an ASHA decision, a shutdown)
         raise
-    tune.report(final)
+    tune.report(finals[0])
 
 
-def train_seeds(plan: TrialPlan, state: TrialState, study: Study, tracker: Tracker, run_id: str,
-                logged_up_to: int) -> None:
-    """Train the seeds not done yet, the first one continuing from ``state.trainer`` if it holds one."""
-    for index in range(state.seed_index, len(plan.seeds)):
-        cfg = plan.config(study, plan.seeds[index])
-        reporter = _Reporter(study, tracker, run_id, index, state, logged_up_to if index == 0 else -1)
-        trainer = Trainer(cfg, callback=reporter)
-        shown = condensation_layers(trainer.model)[:1]  # the heat map shows the first analysed layer
-        initial_u = input_weights(shown[0][0]) if shown else None
-        if state.trainer is not None:
-            trainer.load_state_dict(state.trainer)
-            state.trainer = None
-        result = trainer.run()
-        if index == 0:
-            tracker.log_new_params(run_id, {f"{record.RESOLVED}{k}": v for k, v in result.init_info.items()}
-                                   | {f"{record.META}{k}": v for k, v in result.metadata.items()})
-            final_u = input_weights(shown[0][0]) if shown else None
-            _artifacts(tracker, run_id, cfg, result, initial_u, final_u)
-        objective = objective_value(study.search.objective, result.status, result.targets, result.history[-1],
-                                    cfg.train.total_steps)
-        state.outcomes.append(SeedOutcome(plan.seeds[index], result.status, objective, result.history,
-                                          {**result.summary(), **layer_counts(trainer.model)}))
-        state.seed_index = index + 1
+def train_runs(plans: list[TrialPlan], todo: list[int], state: TrialState, context: TrialContext,
+               tracker: Tracker, run_ids: list[str], logged_up_to: dict[int, int]) -> None:
+    """Train the members (run, seed) of the runs ``todo`` in packs — the trial's pack (evaluate) or the
+    search seeds ``context.pack`` at a time — the pack under way continuing from ``state.pack``."""
+    study = context.study
+    members = [(i, seed) for i in todo for seed in plans[i].seeds]
+    size = len(members) if context.phase == "evaluate" else context.pack
+    chunks = [members[k:k + size] for k in range(0, len(members), size)]
+    for index in range(state.chunk, len(chunks)):
+        chunk = chunks[index]
+        names = [f"{i}/{seed}" for i, seed in chunk]
+        cfgs = [plans[i].config(study, seed) for i, seed in chunk]
+        reporters = [_Reporter(tracker, run_ids[i], logged_up_to[i] if seed == plans[i].seeds[0] else None)
+                     for i, seed in chunk]
+        pack = Pack(cfgs, reporters, on_log=_TuneReport(study, state, index, names))
+        shown = [condensation_layers(m.model)[:1] for m in pack.members]  # the heat map's layer
+        initial_u = [input_weights(layers[0][0]) if layers else None for layers in shown]
+        if state.pack is not None and state.members == names:
+            pack.load_state_dict(state.pack)
+        state.pack = None  # a pack of other members (some runs completed meanwhile) starts afresh
+        results = pack.run()
+        for (i, seed), member, result, u0, layers in zip(chunk, pack.members, results, initial_u, shown):
+            cfg = member.cfg
+            if seed == plans[i].seeds[0]:
+                tracker.log_new_params(run_ids[i], {f"{record.RESOLVED}{k}": v for k, v in result.init_info.items()}
+                                       | {f"{record.META}{k}": v for k, v in result.metadata.items()})
+                _artifacts(tracker, run_ids[i], cfg, result, u0, input_weights(layers[0][0]) if layers else None)
+            objective = objective_value(study.search.objective, result.status, result.targets,
+                                        result.history[-1], cfg.train.total_steps)
+            state.outcomes.append(SeedOutcome(seed, result.status, objective, result.history,
+                                              {**result.summary(), **layer_counts(member.model)}, run=i))
+        state.chunk = index + 1
 
 
 def tune_result(objective: float, status: str, final_loss: float) -> dict[str, Any]:
@@ -182,36 +223,46 @@ def tune_result(objective: float, status: str, final_loss: float) -> dict[str, A
 
 
 class _Reporter:
-    """Trainer callback: one MLflow batch and one Tune report per logging step, a checkpoint every K."""
+    """A member's record callback: one MLflow batch per logging step into its run (only a run's first seed
+    logs curves; steps logged before a restart are not logged again)."""
 
-    def __init__(self, study: Study, tracker: Tracker, run_id: str, seed_index: int, state: TrialState,
-                 logged_up_to: int):
-        self.study, self.tracker, self.run_id = study, tracker, run_id
-        self.seed_index, self.state, self.logged_up_to = seed_index, state, logged_up_to
-        self.n = 0
+    def __init__(self, tracker: Tracker, run_id: str, logged_up_to: int | None):
+        self.tracker, self.run_id, self.logged_up_to = tracker, run_id, logged_up_to
 
     def __call__(self, entry: dict[str, float], trainer: Trainer) -> None:
         step = int(entry[keys.STEP])
-        if self.seed_index == 0 and step > self.logged_up_to:
+        if self.logged_up_to is not None and step > self.logged_up_to:
             self.tracker.log_metrics(self.run_id, entry, step)
+
+
+class _TuneReport:
+    """The pack's callback after each logging step: one Tune report (the members' mean running objective
+    and loss), with a checkpoint every ``checkpoint_every`` logging steps while members still train."""
+
+    def __init__(self, study: Study, state: TrialState, chunk: int, names: list[str]):
+        self.study, self.state, self.chunk, self.names = study, state, chunk, names
+        self.n = 0
+
+    def __call__(self, pack: Pack) -> None:
         self.n += 1
-        budget = trainer.cfg.train.total_steps
-        running = objective_value(self.study.search.objective, trainer.status, trainer.targets.reached, entry,
-                                  budget)
-        metrics = {record.OBJECTIVE: running, keys.TRAIN_LOSS: finite_or_worst(entry[keys.TRAIN_LOSS]),
-                   "step": step, "seed_index": self.seed_index, COMPLETE: 0}
-        if self.n % self.study.checkpoint_every == 0 and trainer.status == Status.FINISHED and step < budget:
-            self.state.trainer, self.state.seed_index = trainer.state_dict(), self.seed_index
+        latest = [m.history[-1] for m in pack.members]
+        running = [objective_value(self.study.search.objective, m.status, m.targets.reached, entry,
+                                   m.cfg.train.total_steps) for m, entry in zip(pack.members, latest)]
+        metrics = {record.OBJECTIVE: sum(running) / len(running),
+                   keys.TRAIN_LOSS: sum(finite_or_worst(e[keys.TRAIN_LOSS]) for e in latest) / len(latest),
+                   "step": pack.step - 1, "seed_index": self.chunk, COMPLETE: 0}
+        training = any(m.status == Status.FINISHED for m in pack.members)
+        if self.n % self.study.checkpoint_every == 0 and training and pack.step <= pack.lead.cfg.train.total_steps:
+            self.state.pack, self.state.members, self.state.chunk = pack.state_dict(), self.names, self.chunk
             self.state.report(metrics)
-            self.state.trainer = None
+            self.state.pack = None
         else:
             tune.report(metrics)
 
 
-def finish(tracker: Tracker, run_id: str, state: TrialState) -> dict[str, Any]:
+def finish(tracker: Tracker, run_id: str, outcomes: list[SeedOutcome]) -> dict[str, Any]:
     """Summary metrics (of the first seed) and the mean objective, the series of every seed, the sfli status;
     returns the trial's last Tune report."""
-    outcomes = state.outcomes
     objective = sum(o.objective for o in outcomes) / len(outcomes)
     status = Status.FINISHED if all(o.status == Status.FINISHED for o in outcomes) else Status.DIVERGED
     summary = {k: v for k, v in outcomes[0].summary.items() if isinstance(v, (int, float))}
@@ -223,7 +274,7 @@ def finish(tracker: Tracker, run_id: str, state: TrialState) -> dict[str, Any]:
         rows = [{"seed": o.seed, **entry} for o in outcomes for entry in o.history]
         pd.DataFrame(rows).to_csv(Path(d) / "series.csv", index=False)
         (Path(d) / "seeds.json").write_text(json.dumps(
-            [{k: v for k, v in asdict(o).items() if k != "history"} for o in outcomes], indent=1))
+            [{k: v for k, v in asdict(o).items() if k not in ("history", "run")} for o in outcomes], indent=1))
         tracker.log_artifact(run_id, Path(d) / "series.csv")
         tracker.log_artifact(run_id, Path(d) / "seeds.json")
     tracker.finish(run_id, status)

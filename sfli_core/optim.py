@@ -2,7 +2,8 @@
 
 Parameters and state are flat lists of tensors updated in place with ``torch._foreach_*`` kernels (the same
 kernels torch.optim uses for its multi-tensor path), so the state is plain data that a checkpoint stores and
-that a later change can stack across many models. Adam follows torch.optim.Adam exactly (tested):
+that a pack (:mod:`sfli_core.pack`) stacks across many models: there ``lr`` is a tensor [P], one rate per member,
+applied along the leading member dimension of every parameter. Adam follows torch.optim.Adam exactly (tested):
 
     m ← β₁m + (1−β₁)g,  v ← β₂v + (1−β₂)g²,  θ ← θ − lr/(1−β₁ᵗ) · m / (√v/√(1−β₂ᵗ) + ε).
 """
@@ -14,6 +15,11 @@ import math
 import torch
 
 
+def per_member(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """values [P] shaped to broadcast along the leading member dimension of ``like`` [P, …]."""
+    return values.view(-1, *[1] * (like.dim() - 1))
+
+
 class Adam:
     def __init__(self, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
         self.beta1, self.beta2 = betas
@@ -23,7 +29,8 @@ class Adam:
         return {"t": 0, "m": [torch.zeros_like(p) for p in params], "v": [torch.zeros_like(p) for p in params]}
 
     @torch.no_grad()
-    def update(self, params: list[torch.Tensor], grads: list[torch.Tensor], state: dict, lr: float) -> None:
+    def update(self, params: list[torch.Tensor], grads: list[torch.Tensor], state: dict,
+               lr: float | torch.Tensor) -> None:
         state["t"] += 1
         t = state["t"]
         m, v = state["m"], state["v"]
@@ -34,7 +41,11 @@ class Adam:
         denom = torch._foreach_sqrt(v)
         torch._foreach_div_(denom, math.sqrt(1 - self.beta2**t))
         torch._foreach_add_(denom, self.eps)
-        torch._foreach_addcdiv_(params, m, denom, -step_size)
+        if isinstance(step_size, torch.Tensor):
+            for p, mi, di in zip(params, m, denom):
+                p.sub_(mi / di * per_member(step_size, p))
+        else:
+            torch._foreach_addcdiv_(params, m, denom, -step_size)
 
 
 class SGD:
@@ -47,13 +58,18 @@ class SGD:
         return {"t": 0, "b": [torch.zeros_like(p) for p in params] if self.momentum else []}
 
     @torch.no_grad()
-    def update(self, params: list[torch.Tensor], grads: list[torch.Tensor], state: dict, lr: float) -> None:
+    def update(self, params: list[torch.Tensor], grads: list[torch.Tensor], state: dict,
+               lr: float | torch.Tensor) -> None:
         state["t"] += 1
         if self.momentum:
             torch._foreach_mul_(state["b"], self.momentum)
             torch._foreach_add_(state["b"], grads)
             grads = state["b"]
-        torch._foreach_add_(params, grads, alpha=-lr)
+        if isinstance(lr, torch.Tensor):
+            for p, g in zip(params, grads):
+                p.sub_(g * per_member(lr, p))
+        else:
+            torch._foreach_add_(params, grads, alpha=-lr)
 
 
 def make_optimizer(cfg) -> Adam | SGD:

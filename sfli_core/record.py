@@ -42,6 +42,8 @@ RESUMED_FROM = "trial/resumed_from_step"  # the training step each start continu
 
 # parameter prefixes beside the flat run configuration
 RESOLVED, SEARCHED, META, GIT_REVISION = "init.resolved.", "search.", "meta.", "git.revision"
+# packed runs (sfli_core.pack): how many runs the trial trained at once, and how their step time was divided
+PACK_SIZE, PACK_TIME = "pack.size", "pack.time_share"
 
 
 @dataclass(frozen=True)

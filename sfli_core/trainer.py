@@ -145,7 +145,7 @@ class Trainer:
                 evaluation, spectra = self.evaluate(with_rank)
             if s > 0 and cfg.resample_every and s % cfg.resample_every == 0:
                 self.batch = self._sample()
-            lr = learning_rate(cfg, s) if s < cfg.steps else cfg.lbfgs_lr
+            lr = cfg.lbfgs_lr if s >= cfg.steps and cfg.lbfgs_steps else learning_rate(cfg, s)
             t0 = time.perf_counter()
             if s < cfg.steps:
                 terms = self.train_step(self.params, self.opt_state, self.batch, lr)

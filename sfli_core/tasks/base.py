@@ -2,9 +2,16 @@
 
 A task owns its domain box Ω, how training / collocation points are drawn, its loss terms, its exact or
 reference solution and its evaluation grid, and declares its parameters as a ``Params`` model (validated,
-recorded with every run). ``u`` below is always a callable x [N, d] ↦ u(x) [N, 1]. Loss terms are returned
-already weighted; the training loss is their sum. A user's task subclasses :class:`FitTask` or
-:class:`PDETask` (or :class:`Task`) and is named in a configuration by its import path.
+recorded with every run). ``u`` below is always a callable x [..., N, d] ↦ u(x) [..., N, 1]. Loss terms are
+returned already weighted; the training loss is their sum.
+
+Packing (many runs trained as one batched model, :mod:`sfli_core.pack`) calls ``loss_terms`` on batches with a
+leading member dimension, x [P, N, d], and expects terms of shape [P]. A task supports it when its loss terms
+reduce over the point dimensions only (:func:`point_mean`) and its residuals index coordinates as
+``x[..., k]``; it says so with ``packable = True`` (a user's task is not packed unless it does).
+
+A user's task subclasses :class:`FitTask` or :class:`PDETask` (or :class:`Task`) and is named in a
+configuration by its import path.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ class Task(ABC):
     box: Box
     out_dim: int = 1
     default_n_train: int
+    packable: bool = False  # loss terms batched over a leading member dimension (see the module docstring)
 
     def __init__(self, params: Params):
         self.params = params
@@ -81,7 +89,7 @@ class FitTask(Task):
         return {"x": x.to(dtype), "y": self.solution(x).to(dtype)}
 
     def loss_terms(self, u: Field, batch: Batch) -> dict[str, torch.Tensor]:
-        return {"data": torch.mean((u(batch["x"]) - batch["y"]) ** 2)}
+        return {"data": point_mean((u(batch["x"]) - batch["y"]) ** 2)}
 
 
 class PDETask(Task):
@@ -92,17 +100,23 @@ class PDETask(Task):
         """PDE residual r(x) [N, 1] of the field u at x (autograd derivatives); 0 for the exact solution."""
 
     def pde_term(self, u: Field, x: torch.Tensor) -> torch.Tensor:
-        return torch.mean(self.residual(u, x.detach().requires_grad_(True)) ** 2)
+        return point_mean(self.residual(u, x.detach().requires_grad_(True)) ** 2)
+
+
+def point_mean(values: torch.Tensor) -> torch.Tensor:
+    """Mean over the points of values [..., N, k] → [...] (a scalar for one run, [P] for a pack)."""
+    return values.mean(dim=(-2, -1))
 
 
 def gradient(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """∂y/∂x for y [N, 1] computed point-wise from x [N, d] → [N, d], keeping the graph (for training)."""
+    """∂y/∂x for y [..., N, 1] computed point-wise from x [..., N, d] → [..., N, d], keeping the graph (for
+    training). Points (and pack members) are independent, so one vector-Jacobian product with ones gives all."""
     return torch.autograd.grad(y, x, torch.ones_like(y), create_graph=True)[0]
 
 
 def second_derivative(first: torch.Tensor, x: torch.Tensor, k: int) -> torch.Tensor:
-    """∂²y/∂x_k² [N, 1] from the first derivatives ``first`` [N, d]."""
-    return gradient(first[:, k : k + 1], x)[:, k : k + 1]
+    """∂²y/∂x_k² [..., N, 1] from the first derivatives ``first`` [..., N, d]."""
+    return gradient(first[..., k : k + 1], x)[..., k : k + 1]
 
 
 def boundary_points(box: Box, n: int, generator: torch.Generator) -> torch.Tensor:

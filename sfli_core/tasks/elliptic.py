@@ -9,11 +9,13 @@ import torch
 from ..geometry import Box
 from ..keys import fmt_num
 from ..params import Params
-from .base import Batch, Field, PDETask, boundary_points, gradient, second_derivative
+from .base import Batch, Field, PDETask, boundary_points, gradient, point_mean, second_derivative
 
 
 class DirichletTask(PDETask):
     """Loss {'pde': mean r², 'bc': w_bc · mean (u − u*)² on ∂Ω}; subclasses give the residual and u*."""
+
+    packable = True
 
     def sample(self, n: int, generator: torch.Generator, dtype: torch.dtype) -> Batch:
         xb = boundary_points(self.box, self.params.n_boundary, generator)
@@ -22,13 +24,13 @@ class DirichletTask(PDETask):
 
     def loss_terms(self, u: Field, batch: Batch) -> dict[str, torch.Tensor]:
         return {"pde": self.pde_term(u, batch["x"]),
-                "bc": self.params.bc_weight * torch.mean((u(batch["xb"]) - batch["ub"]) ** 2)}
+                "bc": self.params.bc_weight * point_mean((u(batch["xb"]) - batch["ub"]) ** 2)}
 
     def laplacian(self, u: Field, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(u(x), Δu(x)), each [N, 1]."""
+        """(u(x), Δu(x)), each [..., N, 1]."""
         value = u(x)
         first = gradient(value, x)
-        return value, sum(second_derivative(first, x, k) for k in range(x.shape[1]))
+        return value, sum(second_derivative(first, x, k) for k in range(x.shape[-1]))
 
     def eval_points(self) -> torch.Tensor:
         return self.box.grid(self.params.n_eval_per_dim)
@@ -87,8 +89,8 @@ class Poisson2D(PoissonTask):
 
     def _modes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         a = self.params.a * math.pi
-        low = torch.sin(math.pi * x[:, :1]) * torch.sin(math.pi * x[:, 1:2])
-        return low, torch.sin(a * x[:, :1]) * torch.sin(a * x[:, 1:2])
+        low = torch.sin(math.pi * x[..., :1]) * torch.sin(math.pi * x[..., 1:2])
+        return low, torch.sin(a * x[..., :1]) * torch.sin(a * x[..., 1:2])
 
     def solution(self, x: torch.Tensor) -> torch.Tensor:
         low, high = self._modes(x)
@@ -123,7 +125,7 @@ class Helmholtz2D(DirichletTask):
 
     def solution(self, x: torch.Tensor) -> torch.Tensor:
         p = self.params
-        return torch.sin(p.a1 * math.pi * x[:, :1]) * torch.sin(p.a2 * math.pi * x[:, 1:2])
+        return torch.sin(p.a1 * math.pi * x[..., :1]) * torch.sin(p.a2 * math.pi * x[..., 1:2])
 
     def residual(self, u: Field, x: torch.Tensor) -> torch.Tensor:
         p = self.params

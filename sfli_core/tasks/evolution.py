@@ -15,10 +15,11 @@ from ..geometry import Box
 from ..keys import fmt_num
 from ..params import Params
 from . import allen_cahn_reference
-from .base import Batch, Field, PDETask, gradient
+from .base import Batch, Field, PDETask, gradient, point_mean
 
 
 class PeriodicEvolutionTask(PDETask):
+    packable = True
     match_derivative: bool = False
 
     def initial(self, x: torch.Tensor) -> torch.Tensor:
@@ -41,12 +42,12 @@ class PeriodicEvolutionTask(PDETask):
         if self.match_derivative:
             xa, xb = batch["xa"].detach().requires_grad_(True), batch["xb"].detach().requires_grad_(True)
             ua, ub = u(xa), u(xb)
-            jump = (ua - ub) ** 2 + (gradient(ua, xa)[:, :1] - gradient(ub, xb)[:, :1]) ** 2
+            jump = (ua - ub) ** 2 + (gradient(ua, xa)[..., :1] - gradient(ub, xb)[..., :1]) ** 2
         else:
             jump = (u(batch["xa"]) - u(batch["xb"])) ** 2
         return {"pde": self.pde_term(u, batch["x"]),
-                "ic": p.ic_weight * torch.mean((u(batch["x0"]) - batch["u0"]) ** 2),
-                "bc": p.bc_weight * torch.mean(jump)}
+                "ic": p.ic_weight * point_mean((u(batch["x0"]) - batch["u0"]) ** 2),
+                "bc": p.bc_weight * point_mean(jump)}
 
 
 class AllenCahnParams(Params):
@@ -82,7 +83,7 @@ class AllenCahn(PeriodicEvolutionTask):
         """(x [n_x], t [n_t], u [n_t, n_x]) with x = 1 appended by periodicity."""
         p = self.params
         x, t, u = allen_cahn_reference.reference(p.diffusion, n_x=p.reference_modes, dt=p.reference_dt)
-        return np.append(x, 1.0), t, np.concatenate([u, u[:, :1]], axis=1)
+        return np.append(x, 1.0), t, np.concatenate([u, u[..., :1]], axis=1)
 
     def initial(self, x: torch.Tensor) -> torch.Tensor:
         return x**2 * torch.cos(math.pi * x)
@@ -90,8 +91,8 @@ class AllenCahn(PeriodicEvolutionTask):
     def residual(self, u: Field, x: torch.Tensor) -> torch.Tensor:
         value = u(x)
         first = gradient(value, x)
-        u_xx = gradient(first[:, :1], x)[:, :1]
-        return first[:, 1:2] - self.params.diffusion * u_xx + 5 * value**3 - 5 * value
+        u_xx = gradient(first[..., :1], x)[..., :1]
+        return first[..., 1:2] - self.params.diffusion * u_xx + 5 * value**3 - 5 * value
 
     def solution(self, x: torch.Tensor) -> torch.Tensor:
         xs, ts, us = (torch.from_numpy(a) for a in self.reference())
@@ -137,11 +138,11 @@ class Advection1D(PeriodicEvolutionTask):
         return torch.sin(x)
 
     def solution(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sin(x[:, :1] - self.params.speed * x[:, 1:2])
+        return torch.sin(x[..., :1] - self.params.speed * x[..., 1:2])
 
     def residual(self, u: Field, x: torch.Tensor) -> torch.Tensor:
         first = gradient(u(x), x)
-        return first[:, 1:2] + self.params.speed * first[:, :1]
+        return first[..., 1:2] + self.params.speed * first[..., :1]
 
     def eval_points(self) -> torch.Tensor:
         return self.box.grid(self.params.n_eval_per_dim)

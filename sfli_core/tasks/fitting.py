@@ -21,6 +21,7 @@ class Fit1DParams(Params):
 class Fit1DMultiscale(FitTask):
     """f(x) = Σ_k A_k sin(k_k π x) on [−1, 1]."""
 
+    packable = True
     family = "fit1d_multiscale"
     Params = Fit1DParams
     box = Box((-1.0,), (1.0,))
@@ -46,6 +47,7 @@ class Fit2DParams(Params):
 class Fit2DMultiscale(FitTask):
     """f(x, y) = sin(low·π x) · sin(high·π y) on [−1, 1]²: a product of a low- and a high-frequency sine."""
 
+    packable = True
     family = "fit2d_multiscale"
     Params = Fit2DParams
     box = Box((-1.0, -1.0), (1.0, 1.0))
@@ -53,7 +55,7 @@ class Fit2DMultiscale(FitTask):
 
     def solution(self, x: torch.Tensor) -> torch.Tensor:
         p = self.params
-        return torch.sin(p.low * math.pi * x[:, :1]) * torch.sin(p.high * math.pi * x[:, 1:2])
+        return torch.sin(p.low * math.pi * x[..., :1]) * torch.sin(p.high * math.pi * x[..., 1:2])
 
     def eval_points(self) -> torch.Tensor:
         return self.box.grid(self.params.n_eval_per_dim)
@@ -73,6 +75,7 @@ class SineSum(FitTask):
     """f(x) = Σ_k A sin(ω x_k + φ) on [lo, hi]^d: the condensation paper's synthetic targets (its Fig. 3 uses
     d = 5, [−4, 2], A = 3.5, ω = 5, φ = 1 with 80 training points; Fig. 4 d = 3, A = 4, ω = 12)."""
 
+    packable = True
     family = "sine_sum"
     Params = SineSumParams
     default_n_train = 80
@@ -88,7 +91,7 @@ class SineSum(FitTask):
 
     def solution(self, x: torch.Tensor) -> torch.Tensor:
         p = self.params
-        return (p.amplitude * torch.sin(p.omega * x + p.phase)).sum(dim=1, keepdim=True)
+        return (p.amplitude * torch.sin(p.omega * x + p.phase)).sum(dim=-1, keepdim=True)
 
     def eval_points(self) -> torch.Tensor:
         return self.box.evaluation_set(self.params.n_eval, seed=12345)

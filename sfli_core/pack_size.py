@@ -1,0 +1,56 @@
+"""How many runs to pack (``resources.pack: auto``): measured, on the resources a trial gets, not guessed.
+
+Packing pays where a step is dominated by per-operation overhead (small networks, few points, any GPU) and
+costs where the step is already compute-bound (on a CPU a 3 × 100 MLP on 1 000 points runs near the peak of a
+large matrix product, and stacking only adds copies). No rule of thumb separates those across machines, so
+``auto`` times a few optimiser steps of the actual configuration alone and in packs of growing size, and
+takes the size with the most model-steps per second — and 1 unless packing gains at least ``MIN_GAIN``, so
+that ``auto`` is never slower than ``pack: 1`` by more than the measurement's noise.
+"""
+
+from __future__ import annotations
+
+import time
+
+from .config import RunConfig
+from .pack import Pack
+
+MIN_GAIN = 1.15  # below this the measurement's noise (a few %) and the per-pack bookkeeping can eat the gain
+CANDIDATES = (1, 2, 4, 8, 16, 32)
+
+
+def timing_config(cfg: RunConfig, steps: int, seed: int) -> RunConfig:
+    """``cfg`` for a throughput measurement: ``steps`` optimiser steps, one evaluation at each end, no ε-rank."""
+    train = cfg.train.model_copy(update={"steps": steps, "log_every": steps, "lbfgs_steps": 0})
+    return cfg.model_copy(update={"train": train, "rank": cfg.rank.model_copy(update={"enabled": False}),
+                                  "seed": seed})
+
+
+def model_steps_per_second(cfg: RunConfig, size: int, steps: int) -> float:
+    """size × steps / (seconds of the pack's training steps), on this process's threads and device."""
+    pack = Pack([timing_config(cfg, steps, seed) for seed in range(size)])
+    t0 = time.perf_counter()
+    pack.run()
+    elapsed = time.perf_counter() - t0
+    step_time = sum(m.train_seconds for m in pack.members)
+    return size * steps / (step_time if step_time > 0 else elapsed)
+
+
+def measure(cfg: RunConfig, largest: int, seconds: float = 0.3) -> dict[int, float]:
+    """Model-steps per second for the candidate sizes up to ``largest``, each timed for about ``seconds``
+    after a two-step probe (a warm-up that also sizes the timing); stops once a size falls 10 % below the
+    best so far (larger packs only add copies from there)."""
+    rates: dict[int, float] = {}
+    for size in (s for s in CANDIDATES if s <= largest):
+        probe = model_steps_per_second(cfg, size, 2)
+        steps = max(3, min(500, round(seconds * probe / size)))
+        rates[size] = model_steps_per_second(cfg, size, steps)
+        if rates[size] < 0.9 * max(rates.values()):
+            break
+    return rates
+
+
+def choose(rates: dict[int, float], min_gain: float = MIN_GAIN) -> int:
+    """The size with the most model-steps/s if it beats running alone by ``min_gain``, else 1."""
+    best = max(rates, key=rates.get)
+    return best if rates[best] >= min_gain * rates[1] else 1

@@ -1,0 +1,102 @@
+"""Packed runs (sfli_core.pack): member k of a pack follows the trajectory of the same run trained alone."""
+
+import math
+
+import pytest
+import torch
+
+from sfli_core.config import RunConfig
+from sfli_core.pack import Pack, pack_signature
+from sfli_core.record import Status
+from sfli_core.trainer import Trainer
+
+
+def config(task: str, arch: str, init: str, seed: int, lr: float, steps: int = 150, dtype: str = "float64",
+           **train) -> RunConfig:
+    return RunConfig.model_validate({
+        "task": {"name": task}, "model": {"arch": arch, "width": 16, "depth": 2}, "init": {"name": init},
+        "train": {"lr": lr, "steps": steps, "log_every": 50, "dtype": dtype, "device": "cpu", "n_train": 64,
+                  **train},
+        "seed": seed})
+
+
+def worst_difference(packed, solo) -> float:
+    """Largest relative difference over every logged value except timings, and over the Gram spectra
+    (relative to each spectrum's largest eigenvalue: the smallest ones are round-off)."""
+    worst = 0.0
+    assert len(packed.history) == len(solo.history)
+    for a, b in zip(packed.history, solo.history):
+        assert a.keys() == b.keys()
+        for key in a:
+            if not key.startswith("time/"):
+                worst = max(worst, abs(a[key] - b[key]) / max(abs(b[key]), 1e-300))
+    for when in solo.spectra:
+        for lam_a, lam_b in zip(packed.spectra[when], solo.spectra[when]):
+            worst = max(worst, max(abs(x - y) for x, y in zip(lam_a, lam_b)) / max(lam_b))
+    return worst
+
+
+@pytest.mark.parametrize("task", ["fit1d_multiscale", "poisson2d"])
+@pytest.mark.parametrize("arch", ["mlp", "modified_mlp", "pirate"])
+def test_member_follows_its_solo_run_float64(task, arch):
+    torch.set_num_threads(1)
+    # members differ in seed, initialisation (arm) and learning rate, as the runs of an evaluation cell do
+    cfgs = [config(task, arch, "xavier_normal", 1, 1e-3), config(task, arch, "sfli", 2, 3e-3),
+            config(task, arch, "kaiming_uniform", 3, 2e-3, schedule="exponential", decay_steps=50)]
+    packed = Pack(cfgs).run()
+    for cfg, member in zip(cfgs, packed):
+        solo = Trainer(cfg).run()
+        assert member.status == solo.status == Status.FINISHED
+        assert {k: v for k, v in member.targets.items() if "steps_to" in k} == \
+            {k: v for k, v in solo.targets.items() if "steps_to" in k}
+        assert worst_difference(member, solo) < 1e-9, (cfg.init.name, cfg.seed)
+
+
+def test_member_close_to_solo_float32():
+    cfgs = [config("poisson2d", "mlp", "sfli", s, 1e-3, dtype="float32") for s in (1, 2, 3)]
+    for cfg, member in zip(cfgs, Pack(cfgs).run()):
+        assert worst_difference(member, Trainer(cfg).run()) < 1e-4
+
+
+def test_diverged_member_is_frozen_and_the_others_go_on():
+    sgd = {"optimizer": "sgd"}
+    cfgs = [config("fit1d_multiscale", "mlp", "xavier_normal", 1, 0.05, **sgd),
+            config("fit1d_multiscale", "mlp", "xavier_normal", 2, 1e4, **sgd),  # overflows within 50 steps
+            config("fit1d_multiscale", "mlp", "sfli", 3, 0.05, **sgd)]
+    packed = Pack(cfgs).run()
+    assert [r.status for r in packed] == [Status.FINISHED, Status.DIVERGED, Status.FINISHED]
+    assert not math.isfinite(packed[1].history[-1]["train/loss"]) and packed[1].history[-1]["step"] == 50
+    for k in (0, 2):
+        assert worst_difference(packed[k], Trainer(cfgs[k]).run()) < 1e-9
+
+
+def test_restored_pack_continues_bit_for_bit():
+    cfgs = [config("poisson2d", "mlp", init, seed, 2e-3) for init, seed in (("sfli", 1), ("xavier_normal", 2))]
+    whole = Pack(cfgs).run()
+    first = Pack(cfgs)
+    first.run(until=100)
+    state = first.state_dict()
+    second = Pack(cfgs)
+    second.load_state_dict(state)
+    for a, b in zip(second.run(), whole):
+        assert [{k: v for k, v in r.items() if not k.startswith("time/")} for r in a.history] == \
+               [{k: v for k, v in r.items() if not k.startswith("time/")} for r in b.history]
+
+
+def test_each_member_is_charged_an_equal_share_of_the_step_time():
+    cfgs = [config("fit1d_multiscale", "mlp", "sfli", s, 1e-3, steps=50) for s in (1, 2, 3, 4)]
+    pack = Pack(cfgs)
+    pack.run()
+    train_s = [m.train_seconds for m in pack.members]
+    assert max(train_s) == pytest.approx(min(train_s), rel=1e-9) and train_s[0] > 0
+    assert all(m.history[-1]["time/wall_s"] >= m.history[-1]["time/train_s"] for m in pack.members)
+
+
+def test_runs_that_differ_in_shared_settings_are_refused():
+    with pytest.raises(ValueError, match="must share task, model"):
+        Pack([config("fit1d_multiscale", "mlp", "sfli", 1, 1e-3),
+              config("fit1d_multiscale", "modified_mlp", "sfli", 1, 1e-3)])
+    assert pack_signature(config("poisson2d", "mlp", "sfli", 1, 1e-3)) == \
+        pack_signature(config("poisson2d", "mlp", "xavier_normal", 9, 5e-3, schedule="cosine"))
+    with pytest.raises(ValueError, match="lbfgs"):
+        Pack([config("poisson2d", "mlp", "sfli", s, 1e-3, lbfgs_steps=5) for s in (1, 2)])
