@@ -56,7 +56,8 @@ def cmd_validate(args) -> int:
     if study.grid:
         print(f"grid: {len(variants)} points: {', '.join(study.variant_id(v) for v in variants)}")
     print(f"{args.study}: valid. {study.expected_trials('search')} search trials on seeds {study.search.seeds}, "
-          f"{study.expected_trials('evaluate')} evaluate trials on seeds {study.evaluate.seeds}")
+          f"{study.expected_trials('evaluate')} evaluate runs on seeds {study.evaluate.seeds}; "
+          f"resources.pack: {study.resources.pack}")
     return 0
 
 

@@ -179,7 +179,8 @@ class Study(Strict):
                 for i in range(len(self.variants()))]
 
     def expected_trials(self, phase: str) -> int:
-        """Trials of a phase: ``search.trials`` per searched cell; one per cell and evaluation seed."""
+        """Runs of a phase: ``search.trials`` per searched cell; one per cell and evaluation seed (an evaluate
+        trial trains one or more of them, pipelines.packing)."""
         if phase == "search":
             return self.search.trials * len(self.cells(searched=True))
         return len(self.cells()) * len(self.evaluate.seeds)
