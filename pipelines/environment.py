@@ -11,6 +11,11 @@ QUIET = {
     "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
     "RAY_AIR_NEW_OUTPUT": "0",  # our own progress line instead of Tune's tables
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",  # not one "View run at …" line per closed run; sfli ui
+    # a call to an unreachable tracking server fails in seconds, not after MLflow's ~2 min of retries: our
+    # own retries (pipelines.metric_buffer) wait for it up to the tracking patience, and training goes on
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
 }
 
 

@@ -3,8 +3,9 @@ trial (one for a search trial, one per member of a packed evaluate trial).
 
 Runs are found by their tags before any is created, so a retried or resumed trial reopens its own run
 (the trial id is stable across retries and ``Tuner.restore``). Metrics of one logging step go out in one
-``log_batch`` call. SQLite stores can answer "database is locked" under concurrent writers: every call is
-retried with back-off.
+``log_batch`` call, from a background thread (:mod:`pipelines.metric_buffer`): training never waits for the
+store. Every other call is retried with back-off while the store is unreachable or locked (SQLite answers
+"database is locked" under concurrent writers), up to the tracking patience.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from mlflow.tracking import MlflowClient
 from sfli_core import record
 from sfli_core.config import ConfigError
 from sfli_core.record import COMPLETE, RESUMED_FROM, TRIAL_STARTS, Status, TrialIdentity
+
+from .metric_buffer import Batch, MetricBuffer, patience_s, transient
 
 DEFAULT_RUNS_DIR = "sfli_runs"
 MAX_PARAM = 6000
@@ -72,16 +75,19 @@ def store_lock(uri: str):
 
 
 def _retry(fn):
+    """Retry a store call while its error is transient (unreachable, overloaded, locked: metric_buffer's
+    ``transient``), with back-off, up to the tracking patience; other errors are raised at once."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        for attempt in range(8):
+        deadline, attempt = time.monotonic() + patience_s(), 0
+        while True:
             try:
                 return fn(*args, **kwargs)
-            except Exception as err:  # the store's locking error comes wrapped in several exception types
-                if "locked" not in str(err).lower() or attempt == 7:
+            except Exception as err:
+                if not transient(err) or time.monotonic() > deadline:
                     raise
-                time.sleep(0.05 * 2**attempt * (1 + random.random()))
-        raise AssertionError("unreachable")
+                time.sleep(min(5.0, 0.05 * 2**attempt) * (1 + random.random()))
+                attempt += 1
 
     return wrapper
 
@@ -94,6 +100,7 @@ class Tracker:
     def __init__(self, uri: str):
         self.uri = uri
         self.client = MlflowClient(tracking_uri=uri)
+        self.buffer: MetricBuffer | None = None  # started by the first log_step
 
     @_retry
     def experiment(self, study: str, artifact_root: Path | None = None, description: str = "") -> str:
@@ -185,13 +192,40 @@ class Tracker:
         self.client.log_batch(run.info.run_id, params=_params(params))
         return run.info.run_id, True
 
+    @staticmethod
+    def _metrics(values: dict[str, float], step: int) -> list[Metric]:
+        """One timestamp for the batch (re-sending it is then idempotent). Non-finite values are kept (a
+        diverged loss is data)."""
+        now = int(time.time() * 1000)
+        return [Metric(k, float(v), now, int(step)) for k, v in values.items()
+                if isinstance(v, (int, float)) and k != "step"]
+
     @_retry
     def log_metrics(self, run_id: str, values: dict[str, float], step: int) -> None:
-        """One call for a whole logging step. Non-finite values are kept (a diverged loss is data)."""
-        now = int(time.time() * 1000)
-        metrics = [Metric(k, float(v), now, int(step)) for k, v in values.items()
-                   if isinstance(v, (int, float)) and k != "step"]
-        self.client.log_batch(run_id, metrics=metrics)
+        """One call for a whole logging step, delivered before this returns."""
+        self.client.log_batch(run_id, metrics=self._metrics(values, step))
+
+    def log_step(self, run_id: str, values: dict[str, float], step: int) -> None:
+        """A training logging step: queued and delivered in the background (:meth:`flush` waits for it)."""
+        if self.buffer is None:
+            self.buffer = MetricBuffer(self.client)
+        self.buffer.put(run_id, self._metrics(values, step))
+
+    def pending(self) -> list[Batch]:
+        """Queued logging steps not delivered yet (a trial's checkpoint keeps them)."""
+        return self.buffer.pending() if self.buffer is not None else []
+
+    def resend(self, batches: list[Batch]) -> None:
+        """Queue again the batches a checkpoint kept (those that did arrive are recorded once regardless)."""
+        for run_id, metrics in batches:
+            if self.buffer is None:
+                self.buffer = MetricBuffer(self.client)
+            self.buffer.put(run_id, metrics)
+
+    def flush(self) -> None:
+        """Wait until every queued logging step is delivered (TrackingUnavailable past the patience)."""
+        if self.buffer is not None:
+            self.buffer.flush()
 
     @_retry
     def last_step(self, run_id: str, key: str) -> int:
@@ -223,9 +257,16 @@ class Tracker:
     def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
         self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
-    @_retry
     def finish(self, run_id: str, status: Status) -> None:
-        """The sfli status is a tag; MLflow's own status is FAILED for a failed run, else FINISHED."""
+        """The sfli status is a tag; MLflow's own status is FAILED for a failed run, else FINISHED. A run is
+        closed only once its logging steps are delivered; a failed or stopped one is closed regardless (its
+        undelivered steps stay in the trial's checkpoint)."""
+        if status not in (Status.FAILED, Status.STOPPED):
+            self.flush()
+        self._close(run_id, status)
+
+    @_retry
+    def _close(self, run_id: str, status: Status) -> None:
         self.set_tags(run_id, {record.STATUS: status})
         self.client.set_terminated(run_id, "FAILED" if status == Status.FAILED else "FINISHED")
 

@@ -91,12 +91,14 @@ class SeedOutcome:
 
 @dataclass
 class TrialState:
-    """What a checkpoint holds: the runs' seeds done, and the pack under way (its members by name)."""
+    """What a checkpoint holds: the runs' seeds done, the pack under way (its members by name), and the
+    metric batches not delivered to the tracking store when it was taken (re-sent when the trial continues)."""
 
     chunk: int = 0
     pack: dict[str, Any] | None = None
     members: list[str] = field(default_factory=list)
     outcomes: list[SeedOutcome] = field(default_factory=list)
+    pending: list = field(default_factory=list)  # logging steps the tracking store had not received yet
 
     @classmethod
     def restore(cls) -> TrialState:
@@ -164,6 +166,7 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
                                 first.get(f"final/{keys.TRAIN_LOSS}", WORST)))
         return
     state = TrialState.restore()
+    tracker.resend(state.pending)
     todo = [i for i in range(len(plans)) if i not in done]
     for i in todo:
         tracker.mark_start(runs[i][0], resumed_from=state.pack["step"] if state.pack else 0)
@@ -196,7 +199,7 @@ def train_runs(plans: list[TrialPlan], todo: list[int], state: TrialState, conte
         cfgs = [plans[i].config(study, seed) for i, seed in chunk]
         reporters = [_Reporter(tracker, run_ids[i], logged_up_to[i] if seed == plans[i].seeds[0] else None)
                      for i, seed in chunk]
-        pack = Pack(cfgs, reporters, on_log=_TuneReport(study, state, index, names))
+        pack = Pack(cfgs, reporters, on_log=_TuneReport(study, state, index, names, tracker))
         shown = [condensation_layers(m.model)[:1] for m in pack.members]  # the heat map's layer
         initial_u = [input_weights(layers[0][0]) if layers else None for layers in shown]
         if state.pack is not None and state.members == names:
@@ -232,15 +235,15 @@ class _Reporter:
     def __call__(self, entry: dict[str, float], trainer: Trainer) -> None:
         step = int(entry[keys.STEP])
         if self.logged_up_to is not None and step > self.logged_up_to:
-            self.tracker.log_metrics(self.run_id, entry, step)
+            self.tracker.log_step(self.run_id, entry, step)
 
 
 class _TuneReport:
     """The pack's callback after each logging step: one Tune report (the members' mean running objective
     and loss), with a checkpoint every ``checkpoint_every`` logging steps while members still train."""
 
-    def __init__(self, study: Study, state: TrialState, chunk: int, names: list[str]):
-        self.study, self.state, self.chunk, self.names = study, state, chunk, names
+    def __init__(self, study: Study, state: TrialState, chunk: int, names: list[str], tracker: Tracker):
+        self.study, self.state, self.chunk, self.names, self.tracker = study, state, chunk, names, tracker
         self.n = 0
 
     def __call__(self, pack: Pack) -> None:
@@ -254,8 +257,9 @@ class _TuneReport:
         training = any(m.status == Status.FINISHED for m in pack.members)
         if self.n % self.study.checkpoint_every == 0 and training and pack.step <= pack.lead.cfg.train.total_steps:
             self.state.pack, self.state.members, self.state.chunk = pack.state_dict(), self.names, self.chunk
+            self.state.pending = self.tracker.pending()
             self.state.report(metrics)
-            self.state.pack = None
+            self.state.pack, self.state.pending = None, []
         else:
             tune.report(metrics)
 

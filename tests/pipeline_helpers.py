@@ -55,6 +55,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def mlflow_server(folder: Path, port: int, backend: str | None = None) -> subprocess.Popen:
+    """A real `mlflow server` on 127.0.0.1:port (one worker), its store and artifacts in ``folder``; stop it
+    with :func:`stop_group`."""
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    backend = backend or f"sqlite:///{folder / 'server.db'}"
+    return subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend,
+         "--artifacts-destination", str(folder / "server-artifacts"), "--host", "127.0.0.1",
+         "--port", str(port), "--workers", "1"],
+        cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
 def sfli_cli(*args: str, timeout: float = 600, cwd: Path = ROOT, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], capture_output=True, text=True,
                           cwd=cwd, timeout=timeout, **kw)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import pytest
 import ray
@@ -16,6 +14,7 @@ from tests.pipeline_helpers import (
     ROOT,
     free_port,
     healthy,
+    mlflow_server,
     parent_runs,
     sfli_cli,
     stop_group,
@@ -92,12 +91,7 @@ def test_diverging_arm_is_recorded_and_the_study_completes(tmp_path):
 
 def test_study_against_a_real_mlflow_server(tmp_path):
     port = free_port()
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-         "--artifacts-destination", str(tmp_path / "server-artifacts"), "--host", "127.0.0.1",
-         "--port", str(port), "--workers", "1"],
-        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    server = mlflow_server(tmp_path, port)
     uri = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: healthy(uri), timeout=120, what="mlflow server")

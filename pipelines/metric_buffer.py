@@ -1,0 +1,121 @@
+"""Metric batches delivered to the tracking store by a background thread, so that training never waits for it.
+
+A trial's logging steps are queued (each batch's timestamps fixed when it is queued) and one thread delivers
+them in order. When the store is unreachable — a tracking server restarting, an SQLite file locked — the
+thread keeps the batches and retries with back-off; training goes on. Re-sending a batch whose first
+delivery did reach the store is harmless: MLflow stores a metric once per (key, timestamp, step, value), so
+the same batch sent twice is recorded once. A trial's checkpoint carries the batches not yet delivered
+(:meth:`MetricBuffer.pending`), so that a trial killed during an outage re-sends them when it continues.
+
+The store may stay away up to :func:`patience_s` seconds (``SFLI_TRACKING_PATIENCE_S``, default 600): past
+that, :meth:`MetricBuffer.flush` — called before a run is closed — raises :class:`TrackingUnavailable`, the
+trial fails clearly, and ``sfli resume`` completes the study once the store is back.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import deque
+
+import requests
+from mlflow.entities import Metric
+
+PATIENCE_ENV = "SFLI_TRACKING_PATIENCE_S"
+DEFAULT_PATIENCE_S = 600.0
+TRANSIENT_CODES = ("INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED")
+
+Batch = tuple[str, list[Metric]]
+
+
+def patience_s() -> float:
+    return float(os.environ.get(PATIENCE_ENV, DEFAULT_PATIENCE_S))
+
+
+def transient(err: Exception) -> bool:
+    """Whether an error of the store may go away by itself (unreachable, overloaded, locked), as opposed to a
+    request the store refuses (an invalid value, a deleted run)."""
+    if "locked" in str(err).lower():
+        return True
+    if isinstance(err, (ConnectionError, TimeoutError, requests.exceptions.ConnectionError,
+                        requests.exceptions.Timeout)):
+        return True
+    return getattr(err, "error_code", None) in TRANSIENT_CODES
+
+
+class TrackingUnavailable(RuntimeError):
+    """The tracking store stayed unreachable longer than the patience, or refused a batch."""
+
+
+class MetricBuffer:
+    def __init__(self, client, patience: float | None = None):
+        self.client = client
+        self.patience = patience_s() if patience is None else patience
+        self.queue: deque[Batch] = deque()
+        self.cond = threading.Condition()
+        self.failing_since: float | None = None
+        self.refused: Exception | None = None
+        self.last_error: Exception | None = None
+        self.delivered_calls = 0
+        self.thread = threading.Thread(target=self._deliver, name="sfli-metrics", daemon=True)
+        self.thread.start()
+
+    def put(self, run_id: str, metrics: list[Metric]) -> None:
+        if metrics:
+            with self.cond:
+                self.queue.append((run_id, metrics))
+                self.cond.notify_all()
+
+    def pending(self) -> list[Batch]:
+        """The batches not delivered yet (for a checkpoint)."""
+        with self.cond:
+            return list(self.queue)
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Wait until every batch is delivered; raise TrackingUnavailable when the store refused one or was
+        unreachable for longer than the patience (or ``timeout`` passed)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self.cond:
+            while self.queue:
+                self._raise_if_hopeless()
+                if deadline is not None and time.monotonic() > deadline:
+                    raise TrackingUnavailable(f"{len(self.queue)} metric batches not delivered in {timeout:.0f} s")
+                self.cond.wait(0.2)
+            self._raise_if_hopeless()
+
+    def _raise_if_hopeless(self) -> None:
+        if self.refused is not None:
+            raise TrackingUnavailable(f"the tracking store refused a metric batch: {self.refused}")
+        if self.failing_since is not None and time.monotonic() - self.failing_since > self.patience:
+            raise TrackingUnavailable(
+                f"the tracking store has been unreachable for more than {self.patience:.0f} s "
+                f"({PATIENCE_ENV}); {len(self.queue)} metric batches kept in the trial's checkpoint; "
+                f"last error: {self.last_error}")
+
+    def _deliver(self) -> None:
+        delay = 0.1
+        while True:
+            with self.cond:
+                while not self.queue or self.refused is not None:
+                    self.cond.wait()
+                run_id, metrics = self.queue[0]
+            try:
+                self.client.log_batch(run_id, metrics=metrics)
+            except Exception as err:  # noqa: BLE001 - every failure is either retried or reported by flush
+                with self.cond:
+                    self.last_error = err
+                    if not transient(err):
+                        self.refused = err
+                    elif self.failing_since is None:
+                        self.failing_since = time.monotonic()
+                    self.cond.notify_all()
+                time.sleep(delay)
+                delay = min(2 * delay, 5.0)
+                continue
+            delay = 0.1
+            with self.cond:
+                self.queue.popleft()
+                self.failing_since = None
+                self.delivered_calls += 1
+                self.cond.notify_all()
