@@ -70,20 +70,22 @@ def simulated_trial(args: tuple) -> dict:
                              comparison="treatment")
     params = {f"param.{k}": k * 0.5 for k in range(45)}
     barrier.wait()
-    errors, latencies = 0, []
+    errors, latencies, messages = 0, [], []
     t0 = time.perf_counter()
     try:
         run_id, _ = tracker.child_run(experiment_id, parent, f"run-{index}", identity, params)
-    except Exception:  # noqa: BLE001 - counted, the benchmark goes on
-        return {"errors": 1, "latencies": [], "run_id": None, "sent": 0, "calls": 0, "seconds": 0.0}
+    except Exception as err:  # noqa: BLE001 - counted, the benchmark goes on
+        return {"errors": 1, "latencies": [], "run_id": None, "sent": 0, "calls": 0, "seconds": 0.0,
+                "messages": [f"run creation: {err}"[:160]]}
     rng = np.random.default_rng(index)
     for step in range(steps):
         values = {k: float(v) for k, v in zip(STEP_KEYS, rng.random(len(STEP_KEYS)))}
         start = time.perf_counter()
         try:
             tracker.log_metrics(run_id, values, step * 50)
-        except Exception:  # noqa: BLE001
+        except Exception as err:  # noqa: BLE001
             errors += 1
+            messages.append(f"logging step: {err}"[:160])
         latencies.append(time.perf_counter() - start)
     try:
         tracker.log_metrics(run_id, {f"final/{k}": 1.0 for k in STEP_KEYS} | {f"initial/{k}": 1.0 for k in
@@ -93,10 +95,11 @@ def simulated_trial(args: tuple) -> dict:
                 (Path(d) / name).write_text("x" * 20000)
                 tracker.log_artifact(run_id, Path(d) / name)
         tracker.finish(run_id, Status.FINISHED)
-    except Exception:  # noqa: BLE001
+    except Exception as err:  # noqa: BLE001
         errors += 1
+        messages.append(f"summary, artifacts or close: {err}"[:160])
     return {"errors": errors, "latencies": latencies, "run_id": run_id, "sent": steps * len(STEP_KEYS),
-            "calls": steps, "seconds": time.perf_counter() - t0}
+            "calls": steps, "seconds": time.perf_counter() - t0, "messages": messages}
 
 
 def lost_metrics(uri: str, results: list[dict]) -> int:
@@ -110,7 +113,7 @@ def lost_metrics(uri: str, results: list[dict]) -> int:
     return sum(r["sent"] for r in results) - stored
 
 
-def measure(uri: str, n: int, steps: int) -> str:
+def measure(uri: str, n: int, steps: int, timeout: float = 300) -> str:
     from pipelines.tracking import Tracker
 
     tracker = Tracker(uri)
@@ -121,15 +124,22 @@ def measure(uri: str, n: int, steps: int) -> str:
         barrier = manager.Barrier(n)
         t0 = time.perf_counter()
         with ctx.Pool(n) as pool:
-            results = pool.map(simulated_trial, [(uri, experiment_id, parent, i, steps, barrier) for i in range(n)])
+            pending = pool.map_async(simulated_trial, [(uri, experiment_id, parent, i, steps, barrier)
+                                                       for i in range(n)])
+            try:
+                results = pending.get(timeout=timeout)
+            except mp.TimeoutError:
+                return f"N={n:3d}  did not finish within {timeout:.0f} s (clients waiting on the store)"
         wall = time.perf_counter() - t0
     latencies = np.array([x for r in results for x in r["latencies"]]) * 1000
     calls = sum(r["calls"] for r in results)
     errors = sum(r["errors"] for r in results)
     lost = lost_metrics(uri, results)
     p50, p99 = (np.percentile(latencies, [50, 99]) if latencies.size else (float("nan"),) * 2)
-    return (f"N={n:3d}  steps/s {calls / wall:7.1f}  p50 {p50:7.1f} ms  p99 {p99:8.1f} ms  errors {errors:3d}  "
+    line = (f"N={n:3d}  steps/s {calls / wall:7.1f}  p50 {p50:7.1f} ms  p99 {p99:8.1f} ms  errors {errors:3d}  "
             f"lost {lost}  (wall {wall:.1f} s)")
+    distinct = sorted({m for r in results for m in r["messages"]})
+    return line + "".join(f"\n      error: {m}" for m in distinct[:3])
 
 
 def mlflow_server(backend: str, folder: Path, workers: int) -> tuple[subprocess.Popen, str]:

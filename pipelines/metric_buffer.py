@@ -36,7 +36,9 @@ def patience_s() -> float:
 def transient(err: Exception) -> bool:
     """Whether an error of the store may go away by itself (unreachable, overloaded, locked), as opposed to a
     request the store refuses (an invalid value, a deleted run)."""
-    if "locked" in str(err).lower():
+    text = str(err).lower()
+    # SQLite's lock; the server's database connection pool exhausted (MLflow answers it with BAD_REQUEST)
+    if "locked" in text or "queuepool limit" in text:
         return True
     if isinstance(err, (ConnectionError, TimeoutError, requests.exceptions.ConnectionError,
                         requests.exceptions.Timeout)):

@@ -46,8 +46,14 @@ def pack_size(study: Study, cfg: RunConfig, largest: int) -> tuple[int, str]:
         return 1, "one run per parallel trial already"
     if setting != "auto":
         return min(setting, largest), f"pack: {setting}"
+    # measured as trials run: as many side by side as the cluster runs at once (up to 4), so that the
+    # contention for memory bandwidth and caches between neighbours is in the figure; their mean rates
     worker = ray.remote(num_cpus=study.resources.cpus, num_gpus=study.resources.gpus)(_measure)
-    rates = ray.get(worker.remote(cfg, largest, max(1, int(study.resources.cpus)), study.python_path))
+    runs = [worker.remote(cfg, largest, max(1, int(study.resources.cpus)), study.python_path)
+            for _ in range(min(parallel_trials(study), 4))]
+    measured = ray.get(runs)
+    rates = {size: sum(r[size] for r in measured) / len(measured) for size in sorted(set.intersection(
+        *(set(r) for r in measured)))}
     shown = ", ".join(f"{k}: {v:.0f}" for k, v in rates.items())
     return choose(rates), f"auto, model-steps/s by pack size on a trial's resources: {shown}"
 

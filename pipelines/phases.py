@@ -58,8 +58,9 @@ class Progress(tune.Callback):
 class PhaseIncomplete(Exception):
     """A phase's Tune experiment ended with trials not done (interrupted) or failed for good."""
 
-    def __init__(self, label: str, done: int, expected: int, failed: int):
-        super().__init__(f"{label}: {done} of {expected} trials done" + (f", {failed} failed" if failed else ""))
+    def __init__(self, label: str, done: int, expected: int, failed: int, why: str = ""):
+        super().__init__(f"{label}: {done} of {expected} trials done" + (f", {failed} failed" if failed else "")
+                         + (f"; first error: {why}" if why else ""))
         self.failed = failed
 
 
@@ -116,7 +117,9 @@ def run_phase(state, study: Study, phase: str, cell: Cell | None, t0: float,
     expected = study.search.trials if phase == "search" else len(packing)
     if StopRequest.requested or results.num_errors or len(results) < expected:
         done = sum(1 for r in results if r.metrics and r.metrics.get(COMPLETE))
-        raise PhaseIncomplete(label, done, expected, 0 if StopRequest.requested else results.num_errors)
+        failed = 0 if StopRequest.requested else results.num_errors
+        why = str(results.errors[0]).strip().splitlines()[-1][:300] if failed and results.errors else ""
+        raise PhaseIncomplete(label, done, expected, failed, why)
     keep = {r.metrics.get("trial_id") for r in results if r.metrics}
     Tracker(state.tracking_uri).discard_orphans(state.experiment_id, study.name, state.execution, phase,
                                                 cell.arm if cell else None, cell.vid if cell else None, keep)

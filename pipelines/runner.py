@@ -28,10 +28,12 @@ from sfli_core import record
 from sfli_core.config import ConfigError
 
 from .environment import quiet
-from .packing import evaluation_packs, search_pack
+from .metric_buffer import TrackingUnavailable
+from .packing import evaluation_packs, parallel_trials, search_pack
 from .ray_session import cluster_address, connect_ray, disconnect, remove_leftovers, shipped_modules
 from .reach import check_cluster, check_tracking
 from .state import FAILED, FINISHED, INTERRUPTED, RUNNING, StudyState, driver_alive, driver_lock, fingerprint
+from .store_load import load_warning
 from .study import Cell, Study, extend_python_path, load_study
 from .tracking import Tracker, check_store, runs_dir, store_lock, tracking_uri
 
@@ -133,6 +135,9 @@ def _drive(state: StudyState, folder: Path, num_cpus: int | None, experiment: Fu
         if handlers:  # ray.init installs its own SIGTERM handler, which ends the process
             signal.signal(signal.SIGTERM, _interrupt)
         state.ray_session = session.session_dir
+        warning = load_warning(state.tracking_uri, parallel_trials(study))
+        if warning:
+            print(warning, flush=True)
         if experiment is not None or not state.experiment_id:
             state.experiment_id = (experiment.result() if experiment is not None else
                                    _experiment(state.tracking_uri, folder, study.name, study.description))
@@ -174,7 +179,10 @@ def _drive(state: StudyState, folder: Path, num_cpus: int | None, experiment: Fu
             if not state.experiment_id and experiment.exception() is None:
                 state.experiment_id = experiment.result()
         if state.status != FINISHED and state.experiment_id:  # nobody writes to them now: none stays "running"
-            Tracker(state.tracking_uri).close_running(state.experiment_id, study.name, state.execution)
+            try:
+                Tracker(state.tracking_uri).close_running(state.experiment_id, study.name, state.execution)
+            except TrackingUnavailable as err:  # resume reopens them; the state below must still be saved
+                print(f"could not close the study's open runs: {err}", flush=True)
         if session is not None:
             disconnect(session)
         state.ray_session = None

@@ -26,7 +26,7 @@ from sfli_core import record
 from sfli_core.config import ConfigError
 from sfli_core.record import COMPLETE, RESUMED_FROM, TRIAL_STARTS, Status, TrialIdentity
 
-from .metric_buffer import Batch, MetricBuffer, patience_s, transient
+from .metric_buffer import PATIENCE_ENV, Batch, MetricBuffer, TrackingUnavailable, patience_s, transient
 
 DEFAULT_RUNS_DIR = "sfli_runs"
 MAX_PARAM = 6000
@@ -84,8 +84,11 @@ def _retry(fn):
             try:
                 return fn(*args, **kwargs)
             except Exception as err:
-                if not transient(err) or time.monotonic() > deadline:
+                if not transient(err):
                     raise
+                if time.monotonic() > deadline:
+                    raise TrackingUnavailable(f"the tracking store has been unreachable for more than "
+                                              f"{patience_s():.0f} s ({PATIENCE_ENV}): {err}") from err
                 time.sleep(min(5.0, 0.05 * 2**attempt) * (1 + random.random()))
                 attempt += 1
 

@@ -3,8 +3,9 @@
 Packing pays where a step is dominated by per-operation overhead (small networks, few points, any GPU) and
 costs where the step is already compute-bound (on a CPU a 3 × 100 MLP on 1 000 points runs near the peak of a
 large matrix product, and stacking only adds copies). No rule of thumb separates those across machines, so
-``auto`` times a few optimiser steps of the actual configuration alone and in packs of growing size, and
-takes the size with the most model-steps per second — and 1 unless packing gains at least ``MIN_GAIN``, so
+``auto`` times a few optimiser steps of the actual configuration alone and in packs of growing size (the
+pipeline does so on as many workers side by side as trials will run), and takes the size with the most
+model-steps per second — and 1 unless packing gains at least ``MIN_GAIN``, so
 that ``auto`` is never slower than ``pack: 1`` by more than the measurement's noise.
 """
 

@@ -79,3 +79,47 @@ def test_server_killed_and_restarted_mid_study_loses_nothing(tmp_path):
         if driver is not None and driver.poll() is None:
             stop_group(driver, signal.SIGKILL)
         stop_group(server)
+
+
+def test_server_away_past_the_patience_fails_clearly_and_resume_completes(tmp_path):
+    port = free_port()
+    uri = f"http://127.0.0.1:{port}"
+    server = mlflow_server(tmp_path, port)
+    runs = tmp_path / "runs"
+    env = {**os.environ, "SFLI_TRACKING_PATIENCE_S": "8"}
+    try:
+        wait_for(lambda: healthy(uri), timeout=120, what="mlflow server")
+        study = write_study(tmp_path / "away.yaml", "away", {"xavier": {"set": {"init.name": "xavier_normal"}},
+                                                            "sfli": {"set": {"init.name": "sfli"}}},
+                            steps=STEPS, log_every=LOG_EVERY, seeds=[0, 1])
+        driver = subprocess.Popen(
+            [sys.executable, "-m", "pipelines.cli", "run", str(study), "--tracking-uri", uri, "--runs-dir",
+             str(runs), "--num-cpus", "2"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env=env, start_new_session=True)
+
+        def training_logged():
+            try:
+                return trial_runs(uri, "away", "evaluate") or None
+            except Exception:
+                return None
+
+        wait_for(training_logged, timeout=300, every=0.3, what="evaluate trials")
+        stop_group(server, signal.SIGKILL)
+        out, _ = driver.communicate(timeout=600)  # the server stays away: the study must end, not hang
+        assert driver.returncode not in (0, None), out[-3000:]
+        assert "unreachable for more than 8 s" in out, out[-3000:]  # says why
+        assert "sfli resume away" in out, out[-3000:]
+
+        server = mlflow_server(tmp_path, port)
+        wait_for(lambda: healthy(uri), timeout=120, what="the restarted mlflow server")
+        resumed = subprocess.run([sys.executable, "-m", "pipelines.cli", "resume", "away", "--runs-dir", str(runs),
+                                  "--num-cpus", "2"], cwd=ROOT, capture_output=True, text=True, env=env, timeout=600)
+        assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+        client = MlflowClient(uri)
+        evaluate = trial_runs(uri, "away", "evaluate")
+        assert len(evaluate) == 4 and {r.data.tags["status"] for r in evaluate} == {"finished"}
+        for run in evaluate:
+            steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, "train/loss"))
+            assert steps == list(range(0, STEPS + 1, LOG_EVERY)), run.info.run_name
+    finally:
+        stop_group(server)
