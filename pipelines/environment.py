@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 QUIET = {
@@ -20,9 +21,12 @@ QUIET = {
 
 
 def quiet() -> None:
-    """Usage statistics and telemetry off, unless the variable is already set by the user."""
+    """Usage statistics and telemetry off, unless the variable is already set by the user; the libraries'
+    routine INFO lines (here MLflow's schema creation; Tune's and Optuna's in :mod:`pipelines.phases`) off the
+    terminal, whose lines are the study's progress and results."""
     for key, value in QUIET.items():
         os.environ.setdefault(key, value)
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
 
 
 def loopback_only() -> None:

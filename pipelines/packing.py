@@ -55,7 +55,7 @@ def pack_size(study: Study, cfg: RunConfig, largest: int) -> tuple[int, str]:
     rates = {size: sum(r[size] for r in measured) / len(measured) for size in sorted(set.intersection(
         *(set(r) for r in measured)))}
     shown = ", ".join(f"{k}: {v:.0f}" for k, v in rates.items())
-    return choose(rates), f"auto, model-steps/s by pack size on a trial's resources: {shown}"
+    return choose(rates), f"auto; model-steps/s by pack size: {shown}"
 
 
 def _measure(cfg: RunConfig, largest: int, threads: int, python_path: list[str]) -> dict[int, float]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -109,6 +110,8 @@ def run_phase(state, study: Study, phase: str, cell: Cell | None, t0: float,
     else:
         tuner = tune.Tuner(trainable, param_space={"members": tune.grid_search(packing)}, run_config=run_config,
                            tune_config=tune.TuneConfig(reuse_actors=True))
+    # Tune's "Wrote the latest version of all result files …" after every phase: not for the terminal
+    logging.getLogger("ray.tune").setLevel(logging.WARNING)
     StopRequest.in_fit = True
     try:
         results = tuner.fit()
@@ -135,6 +138,7 @@ def run_phase(state, study: Study, phase: str, cell: Cell | None, t0: float,
 def _sampler(study: Study):
     import optuna
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # not "A new study created in memory" per phase
     if study.search.sampler == "random":
         return optuna.samplers.RandomSampler(seed=study.search.sampler_seed)
     return optuna.samplers.TPESampler(seed=study.search.sampler_seed)

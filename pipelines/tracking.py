@@ -180,14 +180,16 @@ class Tracker:
     @_retry
     def child_run(self, experiment_id: str, parent_id: str, trial_name: str, identity: TrialIdentity,
                   params: dict[str, Any]) -> tuple[str, bool]:
-        """(run id, created?) of the trial's run; params are logged once, at creation. A run found
-        complete (finished / diverged) is returned untouched."""
+        """(run id, created?) of the trial's run; params are logged at creation (and, on a later start, any
+        the run lacks). A run found complete (finished / diverged) is returned untouched."""
         tags = identity.tags()  # a pack's runs share the trial id: its member (arm, grid point, seed) tells them apart
         run_id = self.find_run(experiment_id, {k: tags[k] for k in ("trial_id", "phase", "study", record.EXECUTION,
                                                                      "arm", "variant", "seed")})
         if run_id is not None:
             if self.client.get_run(run_id).data.tags.get(record.STATUS) not in COMPLETE:
                 self.client.set_tag(run_id, record.STATUS, Status.RUNNING)
+                # the store may have gone away between the run's creation and its parameters
+                self.log_new_params(run_id, params)
             return run_id, False
         run = self.client.create_run(experiment_id, run_name=trial_name,
                                      tags={**identity.tags(), record.PARENT_RUN: parent_id,
