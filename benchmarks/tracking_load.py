@@ -117,7 +117,9 @@ def measure(uri: str, n: int, steps: int, timeout: float = 300) -> str:
     from pipelines.tracking import Tracker
 
     tracker = Tracker(uri)
-    experiment_id = tracker.experiment(f"load-{n}-{time.time_ns()}")
+    folder = Path(uri.removeprefix("sqlite:///")).parent if uri.startswith("sqlite:///") else None
+    # artifacts beside an embedded store (not ./mlruns in the working directory); a server keeps its own
+    experiment_id = tracker.experiment(f"load-{n}-{time.time_ns()}", folder)
     parent = tracker.parent_run(experiment_id, "load", "evaluate", 1)
     ctx = mp.get_context("fork")  # mlflow is imported once, in the parent; each child opens its own client
     with ctx.Manager() as manager:
