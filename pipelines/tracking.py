@@ -212,9 +212,12 @@ class Tracker:
 
     def log_step(self, run_id: str, values: dict[str, float], step: int) -> None:
         """A training logging step: queued and delivered in the background (:meth:`flush` waits for it)."""
+        self._queue(run_id, self._metrics(values, step))
+
+    def _queue(self, run_id: str, metrics: list[Metric]) -> None:
         if self.buffer is None:
             self.buffer = MetricBuffer(self.client)
-        self.buffer.put(run_id, self._metrics(values, step))
+        self.buffer.put(run_id, metrics)
 
     def pending(self) -> list[Batch]:
         """Queued logging steps not delivered yet (a trial's checkpoint keeps them)."""
@@ -223,9 +226,7 @@ class Tracker:
     def resend(self, batches: list[Batch]) -> None:
         """Queue again the batches a checkpoint kept (those that did arrive are recorded once regardless)."""
         for run_id, metrics in batches:
-            if self.buffer is None:
-                self.buffer = MetricBuffer(self.client)
-            self.buffer.put(run_id, metrics)
+            self._queue(run_id, metrics)
 
     def flush(self) -> None:
         """Wait until every queued logging step is delivered (TrackingUnavailable past the patience)."""
