@@ -85,10 +85,12 @@ OTHER = {
     "ranks_by_layer": "median ε-rank per hidden layer, first → last",
     "grows": "whether the ε-rank is non-decreasing from the first to the last hidden layer",
     "runs": "runs the statistics are over",
-    "rank_steps": "median number of rises of the last layer's ε-rank (docs/science.md §2)",
-    "plateaus": "median number of loss plateaus",
+    "rank_steps": "median number of rises of the last layer's ε-rank level, found as change points, up to the "
+                  "smallest target (docs/science.md §2)",
+    "plateaus": "median number of loss plateaus (treads followed by a faster descent to a new low), up to the "
+                "smallest target",
     "plateau_steps": "median steps spent on plateaus",
-    "spearman": "median Spearman correlation of ε-rank with −log loss over training",
+    "spearman": "median Spearman correlation of Δ ε-rank with −Δ log loss over logging windows",
     "layer": "hidden layer (1 = first)",
     "activation": "the layer's activation",
     "p": "the activation's multiplicity p (condensation)",
@@ -97,7 +99,16 @@ OTHER = {
     "orientations_max": "largest number over seeds",
     "lines_median": "median number of condensed lines",
     "seeds": "seeds",
-    "within_2p": "whether every seed has at most 2p orientations",
+    "above_2p": "seeds with more than 2p orientations at the end of the run",
+    "stage_step_median": "median initial-stage step: the last logging step with the loss ≥ 70 % of its start",
+    "stage_orientations_median": "median orientations in the initial stage",
+    "stage_orientations_max": "largest number in the initial stage over seeds",
+    "stage_above_2p": "seeds with more than 2p orientations in the initial stage",
+    "threshold": "clustering threshold on the cosine similarity D (ours: 0.9)",
+    "min_fraction": "smallest cluster counted as an orientation, fraction of the kept neurons (ours: 0.1)",
+    "end_max": "largest orientation count over seeds at the end of the run",
+    "end_above_2p": "seeds above 2p at the end of the run",
+    "stage_max": "largest orientation count over seeds in the initial stage",
 }
 
 ALL = {**GROUP, **SPEEDUP, **SUMMARY, **OTHER}

@@ -1,5 +1,6 @@
 """The report's figures (matplotlib, files only; PNG at 200 dpi and PDF): Kaplan–Meier curves of reaching
-each target, staircase curves, the speed-up forest plot, initial ε-rank per arm and layer, ε-spectra."""
+each target, staircase curves and their change points, the speed-up forest plot, initial ε-rank per arm and
+layer, ε-spectra, condensation heat maps."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pandas as pd  # noqa: E402
 
 from sfli_core import keys  # noqa: E402
 from sfli_core.condensation import analyse  # noqa: E402
+from sfli_core.staircase import loss_pieces, plateaus, rank_levels  # noqa: E402
 
 from .survival import Runtimes, km_curve  # noqa: E402
 
@@ -102,6 +104,45 @@ def staircase_curves(curves: dict[str, list[pd.DataFrame]], eps: float, taus: li
     ax_rank.set_xlabel("optimiser step")
     ax_loss.legend(fontsize=7)
     ax_loss.set_title(title, fontsize=9)
+    return _save(fig, path)
+
+
+def staircase_segments(curves: dict[str, list[pd.DataFrame]], eps: float, path: Path, title: str,
+                       seeds: int = 4) -> list[Path]:
+    """What the staircase statistics see (docs/science.md §2): per arm (rows) and seed (columns, the first
+    ``seeds``), the training loss with its change points (grey) and plateaus (shaded), and the last layer's
+    ε-rank with its level changes (green, dotted), over the window the statistics read."""
+    arms = sorted(curves)
+    fig, axes = plt.subplots(len(arms), seeds, figsize=(3.2 * seeds, 2.4 * len(arms)), squeeze=False,
+                             layout="constrained")
+    for row, arm in enumerate(arms):
+        for col in range(seeds):
+            ax = axes[row][col]
+            if col >= len(curves[arm]):
+                ax.axis("off")
+                continue
+            frame = curves[arm][col]
+            f = frame.dropna()
+            reached = frame.attrs.get("reached", math.nan)
+            f = f[f.index <= reached] if np.isfinite(reached) else f
+            s, loss, rank = f.index.to_numpy(dtype=float), f["loss"].to_numpy(), f["rank"].to_numpy()
+            if len(s) < 3 or not (loss > 0).all():
+                ax.axis("off")
+                continue
+            ax.semilogy(s, loss, linewidth=0.8)
+            for a, _ in loss_pieces(s, loss)[1:]:
+                ax.axvline(s[a], color="grey", linewidth=0.4)
+            for a, b in plateaus(s, loss):
+                ax.axvspan(s[a], s[b], color="orange", alpha=0.3)
+            twin = ax.twinx()
+            twin.plot(s, rank, color="green", linewidth=0.8)
+            for a, _ in rank_levels(rank)[1:]:
+                twin.axvline(s[a], color="green", linestyle=":", linewidth=0.6)
+            ax.set_title(f"{arm}, run {col + 1}", fontsize=8)
+            ax.tick_params(labelsize=6)
+            twin.tick_params(labelsize=6, colors="green")
+    fig.suptitle(f"{title}: loss pieces (grey), plateaus (shaded), ε-rank (green, ε = {keys.fmt_num(eps)}) and "
+                 "its level changes, up to the smallest target", fontsize=9)
     return _save(fig, path)
 
 

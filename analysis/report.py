@@ -21,11 +21,12 @@ from sfli_core.staircase import staircase_stats
 
 from . import columns, figures
 from . import html as page
+from .condensation import condensation_table, convention_check, multiplicity, stage_step, with_stage
 from .formats import html_table, markdown, write
 from .runs import artifact_json, history, load_runs
 from .summary import compact, summary_table
 from .survival import Runtimes
-from .tables import GROUP, condensation_table, layerwise_table, speedup_table, tuning_table
+from .tables import GROUP, layerwise_table, speedup_table, tuning_table
 
 SPEEDUP_COLUMNS = list(columns.GROUP) + list(columns.SPEEDUP)
 
@@ -45,26 +46,29 @@ def _slug(*parts) -> str:
 
 
 def curves_of(uri: str, runs: pd.DataFrame) -> dict[str, list[pd.DataFrame]]:
-    """Per arm, one frame (index step; loss, rank of the last layer at the headline ε) per run."""
+    """Per arm, one frame (index step; loss, rank of the last layer at the headline ε) per run; its
+    ``attrs["reached"]`` is the step at which the run reached the study's smallest target (NaN if never)."""
     out: dict[str, list[pd.DataFrame]] = {}
     for _, r in runs.iterrows():
         loss = history(uri, r["run_id"], keys.TRAIN_LOSS)
         rank = history(uri, r["run_id"], keys.rank_key(r["headline"], r["hidden_layers"]))
-        out.setdefault(r["arm"], []).append(pd.DataFrame({"loss": loss, "rank": rank}))
+        frame = pd.DataFrame({"loss": loss, "rank": rank})
+        frame.attrs["reached"] = float(r.get(keys.steps_to(min(r["thresholds"])), np.nan))
+        out.setdefault(r["arm"], []).append(frame)
     return out
 
 
-def staircase_table(curves: dict[tuple, dict[str, list[pd.DataFrame]]], budgets: dict[tuple, int]) -> pd.DataFrame:
+def staircase_table(curves: dict[tuple, dict[str, list[pd.DataFrame]]]) -> pd.DataFrame:
     """Median staircase statistics (docs/science.md §2) per group and arm."""
     rows = []
     for group, per_arm in curves.items():
         for arm, frames in sorted(per_arm.items()):
             stats = []
-            for f in frames:
-                f = f.dropna()
+            for frame in frames:
+                f = frame.dropna()
                 if len(f) >= 3 and (f["loss"] > 0).all():
                     stats.append(staircase_stats(f.index.to_numpy(), f["loss"].to_numpy(), f["rank"].to_numpy(),
-                                                 budget=budgets[group]))
+                                                 until=frame.attrs.get("reached")))
             if not stats:
                 continue
             rows.append({**dict(zip(GROUP, group)), "arm": arm, "runs": len(stats),
@@ -98,20 +102,47 @@ def _figures(uri: str, runs: pd.DataFrame, curves: dict, speed: pd.DataFrame, ou
                                    title)
         files += figures.staircase_curves(curves[group], eps, taus, first["metric"], out / f"staircase_{slug}.png",
                                           title)
+        files += figures.staircase_segments(curves[group], eps, out / f"staircase_segments_{slug}.png", title)
         files += figures.initial_rank_bars(g, out / f"initial_rank_{slug}.png", title)
         lowest = g.sort_values("seed").groupby("arm").head(1)
         spectra = {r["arm"]: (int(r["seed"]), artifact_json(uri, r["run_id"], "spectra.json"))
                    for _, r in lowest.iterrows()}
         files += figures.spectra_plot(spectra, eps, out / f"spectra_{slug}.png", title)
-        for _, r in lowest.iterrows():
-            weights = artifact_json(uri, r["run_id"], "condensation_weights.json")
-            if weights is not None:
-                files += figures.condensation_heatmap(
-                    weights, out / f"condensation_{slug}_{r['arm']}_seed{int(r['seed'])}.png",
-                    f"{title}, {r['arm']} seed {int(r['seed'])}, first analysed layer")
+        for _, r in pd.concat([lowest, _above_2p(g)]).drop_duplicates("run_id").iterrows():
+            files += _heatmap(uri, r, out / f"condensation_{slug}_{r['arm']}_seed{int(r['seed'])}.png",
+                              f"{title}, {r['arm']} seed {int(r['seed'])}, first analysed layer")
     if not speed.empty:
         files += figures.forest_plot(speed, out / "speedup_forest.png")
     return files
+
+
+def _above_2p(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per small-initialisation arm, the first seed whose first layer has more than 2p orientations at the end
+    or in the initial stage: its heat maps are the evidence for the count."""
+    col = "condensation/layer1/orientations"
+    if col not in runs:
+        return runs.iloc[:0]
+    picked = []
+    for _, g in runs[runs["init"] == "small_gaussian"].sort_values("seed").groupby("arm"):
+        act = g.iloc[0]["activation"]
+        p = multiplicity(act if isinstance(act, str) else act[0])
+        over = g[g[col] > 2 * p] if p else g.iloc[:0]
+        picked.append(over.head(1))
+    return pd.concat(picked) if picked else runs.iloc[:0]
+
+
+def _heatmap(uri: str, run: pd.Series, path: Path, title: str) -> list[Path]:
+    """Heat maps of the first condensation layer at the start, in the initial stage (when the run tracked its
+    weights) and at the end."""
+    weights = artifact_json(uri, run["run_id"], "condensation_weights.json")
+    if weights is None:
+        return []
+    panels = {"start": weights["start"]}
+    if "steps" in weights:
+        step = stage_step(history(uri, run["run_id"], keys.TRAIN_LOSS))
+        panels[f"initial stage, step {step}"] = weights["steps"][str(step)]
+    panels["end"] = weights["end"]
+    return figures.condensation_heatmap(panels, path, title)
 
 
 def build_report(uri: str, studies: list[str] | None, out: Path, with_figures: bool = True,
@@ -129,13 +160,11 @@ def build_report(uri: str, studies: list[str] | None, out: Path, with_figures: b
         speed = speedup_table(runs)
         tuning = tuning_table(runs, load_runs(uri, studies, phase="search", execution=execution))
         layers = layerwise_table(runs)
-        condensed = condensation_table(runs)
+        condensed = condensation_table(with_stage(uri, runs))
+        conventions = convention_check(uri, runs)
     speed = speed[[c for c in SPEEDUP_COLUMNS if c in speed.columns]] if not speed.empty else speed
-    curves, budgets = {}, {}
-    for group, g in runs.groupby(GROUP, dropna=False, sort=True):
-        curves[group] = curves_of(uri, g)
-        budgets[group] = int(g["budget"].iloc[0])
-    stair = staircase_table(curves, budgets)
+    curves = {group: curves_of(uri, g) for group, g in runs.groupby(GROUP, dropna=False, sort=True)}
+    stair = staircase_table(curves)
     tables = [("speedup_summary", "Speed-up to target and final error, baseline against treatment",
                summary_table(speed)),
               ("speedup", "All estimates behind it (a LaTeX table this wide would not fit a page: CSV, Markdown)",
@@ -143,9 +172,13 @@ def build_report(uri: str, studies: list[str] | None, out: Path, with_figures: b
               ("tuning", "Tuning: what each arm's search could change (a comparison is fair when every arm was "
                          "tuned alike)", tuning),
               ("layerwise", "ε-rank by hidden layer (headline ε; median over seeds)", layers),
-              ("staircase", "Staircase statistics (median over seeds; docs/science.md §2)", stair),
-              ("condensation", "Condensation of the hidden layers (end of run)", condensed)]
-    tables = [t for t in tables if not t[2].empty or t[0] != "condensation"]
+              ("staircase", "Staircase statistics up to the smallest target (median over seeds; docs/science.md §2)",
+               stair),
+              ("condensation", "Condensation of the hidden layers: end of run and initial stage (loss still "
+                                "≥ 70 % of its initial value; docs/science.md §4)", condensed),
+              ("condensation_conventions", "Seeds above 2p (first layer) under other clustering conventions, "
+                                           "recounted from the recorded weights", conventions)]
+    tables = [t for t in tables if not t[2].empty or not t[0].startswith("condensation")]
     for name, _, table in tables:
         if not table.empty:
             files += write(table, out, name, tex=name != "speedup")

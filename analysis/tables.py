@@ -8,8 +8,6 @@ import numpy as np
 import pandas as pd
 
 from sfli_core import keys
-from sfli_core.activations import ACTIVATIONS
-from sfli_core.registry import RegistryError
 
 from .speedup import adjust, compare_arms
 
@@ -80,34 +78,3 @@ def layerwise_table(runs: pd.DataFrame) -> pd.DataFrame:
                          "ranks_by_layer": " → ".join("-" if math.isnan(r) else f"{r:g}" for r in ranks),
                          "grows": bool(all(b >= a for a, b in zip(ranks, ranks[1:])))})
     return pd.DataFrame(rows)
-
-
-def condensation_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per small-initialisation arm and hidden layer: condensed orientations and lines (median, max over
-    seeds) against 2p. Other initialisations are not in the condensed regime the 2p claim is about."""
-    cols = [c for c in runs.columns if c.startswith("condensation/") and c.endswith("/orientations")]
-    rows = []
-    small = runs[runs["init"] == "small_gaussian"]
-    for (study, variant, task, arm), g in small.groupby(["study", "variant", "task", "arm"], sort=True):
-        activation = g.iloc[0]["activation"]
-        for col in sorted(cols, key=lambda c: int(c.split("/")[1].removeprefix("layer"))):
-            if g[col].isna().all():
-                continue
-            layer = int(col.split("/")[1].removeprefix("layer"))
-            act = activation if isinstance(activation, str) else activation[layer - 1]
-            p = _multiplicity(act)
-            lines = g[col.replace("orientations", "lines")]
-            rows.append({"study": study, "variant": variant, "task": task, "arm": arm, "layer": layer,
-                         "activation": act, "p": p, "2p": 2 * p if p else None,
-                         "orientations_median": float(g[col].median()), "orientations_max": int(g[col].max()),
-                         "lines_median": float(lines.median()), "seeds": len(g),
-                         "within_2p": bool(p and g[col].max() <= 2 * p)})
-    return pd.DataFrame(rows)
-
-
-def _multiplicity(activation: str) -> int | None:
-    """p of a registered activation; None where it is unknown here (a user's module this process lacks)."""
-    try:
-        return ACTIVATIONS.get(activation).multiplicity
-    except RegistryError:
-        return None

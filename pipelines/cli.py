@@ -141,6 +141,13 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_results(args) -> int:
+    from .reporting import results
+
+    print(results(args.out, runs=args.runs_dir, uri=args.tracking_uri, studies_dir=args.studies))
+    return 0
+
+
 def _study_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--smoke", action="store_true", help="use the study's smoke profile (tiny budgets)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -212,6 +219,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--execution", type=int, default=None,
                    help="which execution of the study (a finished study run again is a new one; default: latest)")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("results", help="regenerate the results page (docs/results.md): the papers' claims "
+                                       "judged, every shipped study's tables and figures")
+    p.add_argument("--out", default="docs/results.md", help="the page to write (figures go beside it)")
+    p.add_argument("--studies", default="studies", help="folder of the study files (their descriptions)")
+    p.add_argument("--runs-dir", default=None)
+    p.add_argument("--tracking-uri", default=None)
+    p.set_defaults(func=cmd_results)
 
     p = sub.add_parser("ui", help="the MLflow UI on the default store, bound to 127.0.0.1")
     p.add_argument("--runs-dir", default=None)

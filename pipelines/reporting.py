@@ -87,3 +87,20 @@ def report(study: str | None, all_studies: bool = False, out: str | None = None,
         if version is not None:
             result.terminal += f"\nRecorded on the study's evaluate parent run as report/v{version}."
     return result
+
+
+def results(doc: str, runs: str | None = None, uri: str | None = None, studies_dir: str = "studies") -> str:
+    """Regenerate the results page ``doc`` (and its figures, in ``figures/`` beside it) from the shipped
+    studies recorded in the store; each study's full report goes to <runs>/reports/<study>."""
+    from analysis.results import build_results
+
+    quiet()
+    folder = runs_dir(runs)
+    uri = tracking_uri(uri, folder)
+    check_store(uri)
+    page = Path(doc)
+    try:
+        build_results(uri, folder / "reports", page, page.parent / "figures", Path(studies_dir))
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    return f"{page} regenerated from {uri}; figures in {page.parent / 'figures'}"

@@ -295,8 +295,10 @@ def _artifacts(tracker: Tracker, run_id: str, cfg: RunConfig, result: RunResult,
         staircase_plot(result.history, cfg.rank.headline, result.n_layers, d / "staircase.png", title)
         names = ["config.yaml", "spectra.json", "staircase.png"]
         if u_start is not None:  # the weights, for the report's figure; a preview for the UI
-            (d / "condensation_weights.json").write_text(json.dumps({"start": u_start.tolist(),
-                                                                     "end": u_end.tolist()}))
+            weights = {"start": u_start.tolist(), "end": u_end.tolist()}
+            if result.weights:  # condensation.track: the weights at every logging step too
+                weights["steps"] = {str(step): u for step, u in sorted(result.weights.items())}
+            (d / "condensation_weights.json").write_text(json.dumps(weights))
             condensation_heatmap({"start": u_start, "end": u_end}, d / "condensation.png", title, PREVIEW_DPI,
                                  pdf=False)
             names += ["condensation_weights.json", "condensation.png"]

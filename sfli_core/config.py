@@ -195,6 +195,14 @@ class RankConfig(Strict):
         return self
 
 
+class CondensationConfig(Strict):
+    """``track``: at every logging step, count the condensed orientations and lines of every condensation layer
+    (``condensation/layer<l>/…``) and keep the first such layer's input weights, so the condensation can be
+    read at any time of the run (the paper's "initial stage"), not only at its end."""
+
+    track: bool = False
+
+
 class TargetConfig(Strict):
     metric: Literal["train/loss", "eval/rel_l2"] = "train/loss"
     thresholds: list[PositiveFloat] = Field(default_factory=lambda: [1e-2, 1e-3])
@@ -207,6 +215,7 @@ class RunConfig(Strict):
     train: TrainConfig = Field(default_factory=TrainConfig)
     rank: RankConfig = Field(default_factory=RankConfig)
     targets: TargetConfig = Field(default_factory=TargetConfig)
+    condensation: CondensationConfig = Field(default_factory=CondensationConfig)
     seed: NonNegativeInt = 0
 
     def flat(self) -> dict[str, Any]:

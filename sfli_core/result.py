@@ -36,6 +36,7 @@ class RunResult:
     n_layers: int
     eps: list[float] = field(default_factory=list)
     thresholds: list[float] = field(default_factory=list)
+    weights: dict[int, list[list[float]]] = field(default_factory=dict)  # step → first layer's u (tracked)
 
     def summary(self) -> dict[str, float]:
         """Final and initial values: ``final/train/loss``, ``final/eval/rel_l2``, ``initial/rank/…``,

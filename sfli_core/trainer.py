@@ -20,10 +20,11 @@ import torch
 from torch.func import functional_call
 
 from . import keys
+from .condensation import input_weights, layer_counts
 from .config import RunConfig
 from .geometry import Box
 from .init import apply_init
-from .models import build_model
+from .models import build_model, condensation_layers
 from .optim import learning_rate, make_optimizer
 from .provenance import resolve_device, run_metadata
 from .rank import eps_rank, layer_spectra
@@ -63,6 +64,7 @@ class Trainer:
         self.wall_offset = 0.0
         self.history: list[dict[str, float]] = []
         self.spectra: dict[str, list[list[float]]] = {}
+        self.weights: dict[int, list[list[float]]] = {}  # step → u [m, d+1] (condensation.track)
         self.targets = TargetTracker(cfg.targets.metric, cfg.targets.thresholds)
         self.status = Status.FINISHED
         self.metadata = run_metadata(self.device, self.dtype, cfg.seed)
@@ -116,7 +118,8 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self, with_rank: bool) -> tuple[dict[str, float], list[torch.Tensor]]:
-        """Relative L2 error on the evaluation grid and, optionally, every hidden layer's Gram spectrum."""
+        """Relative L2 error on the evaluation grid and, optionally, every hidden layer's Gram spectrum; with
+        ``condensation.track`` the condensation counts of every layer and the first layer's weights."""
         pred, _ = self.model(self.eval_x)
         record = {keys.EVAL_REL_L2: self.task.rel_l2(pred, self.eval_y)}
         spectra = []
@@ -125,6 +128,9 @@ class Trainer:
             for layer, lam in enumerate(spectra, start=1):
                 for eps in self.cfg.rank.eps:
                     record[keys.rank_key(eps, layer)] = eps_rank(lam, eps)
+        if self.cfg.condensation.track:
+            record.update(layer_counts(self.model))
+            self.weights[self.step] = input_weights(condensation_layers(self.model)[0][0]).tolist()
         return record, spectra
 
     def run(self, until: int | None = None) -> RunResult:
@@ -182,6 +188,7 @@ class Trainer:
     def result(self) -> RunResult:
         return RunResult(status=self.status, config=self.cfg.flat(), history=list(self.history),
                          targets=dict(self.targets.reached), spectra=dict(self.spectra), init_info=self.init_info,
+                         weights=dict(self.weights),
                          metadata=self.metadata, n_layers=self.n_layers, eps=list(self.cfg.rank.eps),
                          thresholds=list(self.cfg.targets.thresholds))
 
@@ -195,6 +202,7 @@ class Trainer:
                           for k, v in self.opt_state.items()},
             "generator": self.generator.get_state(), "batch": dict(self.batch),
             "history": list(self.history), "spectra": dict(self.spectra), "targets": dict(self.targets.reached),
+            "weights": dict(self.weights),
             "lbfgs": self.lbfgs.state_dict() if self.lbfgs is not None else None,
         }
 
@@ -213,6 +221,7 @@ class Trainer:
         self.step, self.status = state["step"], state["status"]
         self.train_seconds, self.wall_offset = state["train_seconds"], state["wall_offset"]
         self.history, self.spectra = list(state["history"]), dict(state["spectra"])
+        self.weights = dict(state.get("weights", {}))  # a checkpoint written before condensation.track existed
         self.targets.reached = dict(state["targets"])
         if self.lbfgs is not None and state.get("lbfgs") is not None:
             self.lbfgs.load_state_dict(state["lbfgs"])

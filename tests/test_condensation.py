@@ -55,3 +55,33 @@ def test_tanh_condenses_to_at_most_two_orientations(seed):
 def test_x2_tanh_condenses_to_more_than_two_and_at_most_six(seed):
     result = condensation_run("x2_tanh", 2.5e-4, seed)
     assert 2 < result.orientations <= 6
+
+
+def test_tracking_records_counts_and_weights_at_every_logging_step():
+    cfg = RunConfig(task={"name": "sine_sum"}, model={"width": 50, "depth": 1, "activation": "tanh"},
+                    init={"name": "small_gaussian", "scale": 0.005, "params": {"exponent": 0.0}},
+                    train={"lr": 1e-3, "steps": 40, "log_every": 10}, rank={"enabled": False},
+                    condensation={"track": True}, seed=0)
+    trainer = Trainer(cfg)
+    u0 = input_weights(trainer.model.hidden[0]).clone()
+    result = trainer.run()
+    assert [h["step"] for h in result.history] == [0, 10, 20, 30, 40]
+    assert sorted(result.weights) == [0, 10, 20, 30, 40]
+    assert torch.equal(torch.tensor(result.weights[0], dtype=u0.dtype), u0)  # before the first step
+    end = analyse(input_weights(trainer.model.hidden[0]))
+    assert torch.allclose(torch.tensor(result.weights[40], dtype=u0.dtype), input_weights(trainer.model.hidden[0]))
+    assert result.history[-1]["condensation/layer1/orientations"] == end.orientations
+    assert result.history[0]["condensation/layer1/orientations"] == analyse(u0).orientations
+    untracked = Trainer(RunConfig.model_validate({**cfg.model_dump(), "condensation": {"track": False}})).run()
+    assert untracked.weights == {} and "condensation/layer1/orientations" not in untracked.history[-1]
+
+
+def test_initial_stage_is_the_last_step_before_the_loss_falls_below_70_percent():
+    import pandas as pd
+
+    from analysis.condensation import stage_step
+
+    loss = pd.Series([10.0, 9.0, 8.0, 6.9, 5.0, 7.5], index=[0, 10, 20, 30, 40, 50])
+    assert stage_step(loss) == 20  # 6.9 < 7 first at step 30; a later rise does not bring the stage back
+    assert stage_step(pd.Series([10.0, 9.5, 9.0], index=[0, 50, 100])) == 100  # still in it at the end
+    assert stage_step(pd.Series([10.0, 1.0], index=[0, 10])) == 0

@@ -1,33 +1,62 @@
+"""Staircase statistics as change points (docs/science.md §2): known staircases, with and without noise."""
+
 import math
 
 import numpy as np
+import pytest
 
-from sfli_core.staircase import count_rank_steps, plateaus, staircase_stats
+from sfli_core.staircase import count_rank_steps, loss_pieces, plateaus, rank_levels, staircase_stats
 
-
-def test_rank_steps_need_three_persistent_points():
-    assert count_rank_steps(np.array([1, 1, 2, 2, 2, 3, 3, 3, 3])) == 2
-    assert count_rank_steps(np.array([1, 2, 1, 2, 1, 1, 1])) == 0  # blips do not persist
-    assert count_rank_steps(np.array([1, 5, 5, 5])) == 1  # a jump by several counts once
-    assert count_rank_steps(np.array([3, 3, 1, 1, 1, 2, 2, 2])) == 1  # after a fall the level is lower
+STEP = np.arange(0, 4001, 25)  # 161 logging points
 
 
-def test_plateaus_on_a_synthetic_staircase():
-    step = np.arange(0, 1001, 50)  # budget 1000, 10 % = 100 steps = 2 logging intervals
-    loss = np.ones_like(step, dtype=float)
-    loss[5:] = 0.1  # a single drop between step 200 and 250
-    loss[15:] = 0.01  # and another between 700 and 750
-    runs = plateaus(step, loss, budget=1000)
-    assert runs == [(0, 4), (5, 14), (15, 20)]
-    stats = staircase_stats(step, loss, rank=np.r_[[1] * 5, [2] * 10, [3] * 6], budget=1000)
-    assert stats.plateaus == 3 and stats.rank_steps == 2
-    assert stats.plateau_steps == 200 + 450 + 250
-    assert stats.spearman > 0.5  # loss drops coincide with rank steps
+def staircase_log_loss(step):
+    """log10 L: creep 0 → −0.1 until 1000, drop to −1 by 1200, creep to −1.1 until 2500, drop to −2.5 by 2800,
+    then creep to −2.6: two treads followed by a step down, and a converged tail."""
+    return np.interp(step, [0, 1000, 1200, 2500, 2800, 4000], [0, -0.1, -1, -1.1, -2.5, -2.6])
 
 
-def test_steady_decay_is_not_a_plateau_and_constant_rank_has_no_correlation():
-    step = np.arange(0, 1001, 50)
-    loss = np.exp(-step / 100.0)  # falls far more than 5 % per 100 steps
-    stats = staircase_stats(step, loss, rank=np.full(len(step), 4))
-    assert stats.plateaus == 0 and stats.rank_steps == 0
-    assert math.isnan(stats.spearman)
+@pytest.mark.parametrize("noise", [0.0, 0.01, 0.05])
+def test_two_treads_are_found_where_they_are(noise):
+    y = staircase_log_loss(STEP) + np.random.default_rng(0).normal(0, noise, len(STEP))
+    found = plateaus(STEP, 10 ** y)
+    assert len(found) == 2
+    (a0, b0), (a1, b1) = found
+    assert a0 == 0 and abs(STEP[b0] - 1000) <= 50  # the first tread ends where the drop starts
+    assert abs(STEP[a1] - 1200) <= 75 and abs(STEP[b1] - 2500) <= 75
+    stats = staircase_stats(STEP, 10 ** y, rank=np.r_[[1] * 41, [2] * 60, [5] * 60])
+    assert stats.plateaus == 2 and stats.rank_steps == 2
+    assert abs(stats.plateau_steps - (1000 + 1300)) <= 150
+
+
+def test_steady_decay_and_a_converged_tail_are_not_plateaus():
+    rng = np.random.default_rng(1)
+    decay = -STEP / 1000 + rng.normal(0, 0.01, len(STEP))
+    assert plateaus(STEP, 10 ** decay) == [] and len(loss_pieces(STEP, 10 ** decay)) == 1
+    # fast descent to a floor, then Adam's oscillation and a spike that recovers to the same floor
+    converged = np.where(STEP < 800, -STEP / 200, -4.0) + rng.normal(0, 0.05, len(STEP))
+    converged[100:104] += [1.5, 1.0, 0.5, 0.1]
+    assert plateaus(STEP, 10 ** converged) == []
+
+
+def test_rank_levels_persist_and_steps_count_rises_of_the_level():
+    assert count_rank_steps(np.r_[[1] * 30, [2] * 30, [3] * 30]) == 2
+    assert count_rank_steps(np.r_[[1] * 30, [6] * 30]) == 1  # a jump by several counts once
+    assert count_rank_steps(np.r_[[3] * 30, [1] * 30, [2] * 30]) == 1  # a fall lowers the level, uncounted
+    blips = np.full(90, 4.0)
+    blips[[10, 40, 70]] = 5.0  # isolated one-point blips do not persist
+    assert count_rank_steps(blips) == 0
+    rng = np.random.default_rng(2)
+    noisy = np.r_[[1] * 30, [2] * 30, [3] * 30] + (rng.random(90) < 0.2) * rng.choice([-1, 1], 90)
+    levels = rank_levels(noisy)
+    assert len(levels) == 3 and count_rank_steps(noisy) == 2
+    assert all(abs(a - true) <= 3 for (a, _), true in zip(levels, (0, 30, 60)))  # a blip may shift a border
+
+
+def test_correlation_is_positive_when_drops_coincide_with_rank_steps_and_undefined_for_constant_rank():
+    y = staircase_log_loss(STEP)
+    aligned = np.r_[[1] * 41, np.linspace(1, 2, 8).round(), [2] * 52, np.linspace(2, 5, 12).round(), [5] * 48]
+    misplaced = np.r_[[1] * 20, np.linspace(1, 2, 8).round(), [2] * 52, np.linspace(2, 5, 12).round(), [5] * 69]
+    assert staircase_stats(STEP, 10 ** y, aligned).spearman > 0.2
+    assert staircase_stats(STEP, 10 ** y, misplaced).spearman < 0
+    assert math.isnan(staircase_stats(STEP, 10 ** y, np.full(len(STEP), 4)).spearman)

@@ -114,8 +114,33 @@ def test_sfli_layouts_smoke_runs_every_layout_with_every_arm_tuned(tmp_path):
                     "--num-cpus", "2", timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = proc.stdout
-    for arm in ("sfli_random", "sfli_axis", "sfli_quasi", "sfli_layout"):
+    for arm in ("sfli_random", "sfli_axis", "sfli_quasi"):
         assert f"xavier vs {arm}" in out  # each layout paired with tuned Xavier
     report = (tmp_path / "runs" / "reports" / "sfli_layouts" / "report.md").read_text()
     assert "| sfli_layouts | xavier | xavier_normal | init.scale, train.lr | 1 |" in report  # the baseline was tuned
-    assert "| sfli_layouts | sfli_layout | sfli | init.params.layout, init.scale, train.lr | 1 |" in report
+    assert "| sfli_layouts | sfli_quasi | sfli | init.scale, train.lr | 1 |" in report  # every arm alike
+
+
+def test_results_page_is_regenerated_from_recorded_studies(tmp_path):
+    runs = str(tmp_path / "runs")
+    for study in ("condensation", "staircase"):
+        proc = sfli_cli("run", f"studies/{study}.yaml", "--smoke", "--runs-dir", runs, "--num-cpus", "2",
+                        timeout=900)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    page = tmp_path / "docs" / "results.md"
+    first = sfli_cli("results", "--runs-dir", runs, "--out", str(page), timeout=900)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    text = page.read_text()
+    claims = text[text.index("## The papers' claims"):text.index("## Commands and wall times")]
+    rows = [line for line in claims.splitlines() if line.startswith("| ") and "verdict" not in line]
+    assert len(rows) == 13
+    verdicts = {line.split(" | ")[2] for line in rows}
+    assert verdicts <= {"reproduced", "partly", "not reproduced", "not testable here", "not tested here"}
+    condensed = next(line for line in rows if "2p orientations" in line)
+    assert "in the initial stage" in condensed and "not tested here" not in condensed
+    assert "| sfli run studies/condensation.yaml | 7 evaluate |" in text
+    assert "Seeds above 2p under other clustering conventions" in text
+    for link in (line[line.index("](") + 2:-1] for line in text.splitlines() if line.startswith("![")):
+        assert (page.parent / link).exists(), link
+    again = sfli_cli("results", "--runs-dir", runs, "--out", str(page), timeout=900)
+    assert again.returncode == 0 and page.read_text() == text  # the same runs give the same page

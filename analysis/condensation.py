@@ -1,0 +1,131 @@
+"""Condensation of recorded runs (docs/science.md §4): orientations against 2p at the end of a run and in the
+condensation paper's *initial stage*, and how the counts depend on our clustering convention.
+
+The initial stage [ours, after the paper's wording]: the last logging step at which the training loss is still
+≥ ``STAGE_FRACTION`` × its value at step 0. Counts there are read from the per-step metrics
+``condensation/layer<l>/orientations`` that runs with ``condensation.track`` record; weights there from their
+``condensation_weights.json`` artifact (``steps``: the first condensation layer's u at every logging step).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import torch
+
+from sfli_core import keys
+from sfli_core.activations import ACTIVATIONS
+from sfli_core.condensation import analyse
+from sfli_core.registry import RegistryError
+
+from .runs import artifact_json, history
+
+STAGE_FRACTION = 0.7
+# the conventions the check varies (ours first): similarity threshold on D, and the smallest cluster that
+# counts as an orientation (fraction of the kept neurons)
+CONVENTIONS = [(0.9, 0.1), (0.8, 0.1), (0.95, 0.1), (0.9, 0.05), (0.9, 0.2)]
+
+
+def stage_step(loss: pd.Series, fraction: float = STAGE_FRACTION) -> int:
+    """The last logging step s with L(s) ≥ fraction · L(first step) before the loss first falls below it
+    (``loss`` indexed by step)."""
+    below = loss.index[loss < fraction * loss.iloc[0]]
+    if len(below) == 0:
+        return int(loss.index[-1])
+    earlier = loss.index[loss.index < below[0]]
+    return int(earlier[-1])
+
+
+def _orientation_layers(runs: pd.DataFrame) -> list[int]:
+    cols = [c for c in runs.columns if c.startswith("condensation/") and c.endswith("/orientations")]
+    return sorted(int(c.split("/")[1].removeprefix("layer")) for c in cols)
+
+
+def with_stage(uri: str, runs: pd.DataFrame) -> pd.DataFrame:
+    """``runs`` of small initialisation plus ``stage/step`` and ``stage/condensation/layer<l>/orientations``
+    (and ``…/lines``) read from the tracked per-step counts; NaN for runs that did not track them."""
+    small = runs[runs["init"] == "small_gaussian"].copy()
+    for _, r in small.iterrows():
+        loss = history(uri, r["run_id"], keys.TRAIN_LOSS)
+        first = history(uri, r["run_id"], "condensation/layer1/orientations")
+        if len(first) < 2 or loss.empty:
+            continue  # counted at the end only
+        step = stage_step(loss)
+        small.loc[small["run_id"] == r["run_id"], "stage/step"] = step
+        for layer in _orientation_layers(runs):
+            for what in ("orientations", "lines"):
+                series = history(uri, r["run_id"], f"condensation/layer{layer}/{what}")
+                if step in series.index:
+                    small.loc[small["run_id"] == r["run_id"], f"stage/condensation/layer{layer}/{what}"] = \
+                        series[step]
+    return small
+
+
+def condensation_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per small-initialisation arm and hidden layer: condensed orientations and lines against 2p, at the end
+    of the run and, where tracked, in the initial stage (median, max, seeds above 2p). Other initialisations
+    are not in the condensed regime the 2p claim is about."""
+    rows = []
+    small = runs[runs["init"] == "small_gaussian"]
+    for (study, variant, task, arm), g in small.groupby(["study", "variant", "task", "arm"], sort=True):
+        activation = g.iloc[0]["activation"]
+        for layer in _orientation_layers(runs):
+            col = f"condensation/layer{layer}/orientations"
+            if g[col].isna().all():
+                continue
+            act = activation if isinstance(activation, str) else activation[layer - 1]
+            p = multiplicity(act)
+            row = {"study": study, "variant": variant, "task": task, "arm": arm, "layer": layer,
+                   "activation": act, "p": p, "2p": 2 * p if p else None, "seeds": len(g),
+                   "orientations_median": float(g[col].median()), "orientations_max": int(g[col].max()),
+                   "lines_median": float(g[col.replace("orientations", "lines")].median()),
+                   "above_2p": int((g[col] > 2 * p).sum()) if p else None}
+            stage = f"stage/{col}"
+            if stage in g and g[stage].notna().any():
+                row.update({"stage_step_median": float(g["stage/step"].median()),
+                            "stage_orientations_median": float(g[stage].median()),
+                            "stage_orientations_max": int(g[stage].max()),
+                            "stage_above_2p": int((g[stage] > 2 * p).sum()) if p else None})
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def convention_check(uri: str, runs: pd.DataFrame) -> pd.DataFrame:
+    """Seeds above 2p in the first condensation layer, at the end and in the initial stage, under each
+    clustering convention of ``CONVENTIONS`` (recounted from the recorded weights), per small-initialisation
+    arm. Tells whether a count above 2p comes from the convention or from the time of analysis."""
+    rows = []
+    small = runs[runs["init"] == "small_gaussian"]
+    for (study, variant, arm), g in small.groupby(["study", "variant", "arm"], sort=True):
+        activation = g.iloc[0]["activation"]
+        act = activation if isinstance(activation, str) else activation[0]
+        p = multiplicity(act)
+        if not p:
+            continue
+        weights = []
+        for _, r in g.iterrows():
+            w = artifact_json(uri, r["run_id"], "condensation_weights.json")
+            if w is None or "steps" not in w:
+                continue
+            stage = stage_step(history(uri, r["run_id"], keys.TRAIN_LOSS))
+            weights.append((w["end"], w["steps"].get(str(stage))))
+        if not weights:
+            continue
+        for threshold, min_fraction in CONVENTIONS:
+            counts = [(analyse(torch.tensor(end, dtype=torch.float64), threshold, min_fraction=min_fraction)
+                       .orientations,
+                       analyse(torch.tensor(at, dtype=torch.float64), threshold, min_fraction=min_fraction)
+                       .orientations if at is not None else None) for end, at in weights]
+            rows.append({"study": study, "variant": variant, "arm": arm, "activation": act, "2p": 2 * p,
+                         "threshold": threshold, "min_fraction": min_fraction, "seeds": len(counts),
+                         "end_max": max(c[0] for c in counts), "end_above_2p": sum(c[0] > 2 * p for c in counts),
+                         "stage_max": max((c[1] for c in counts if c[1] is not None), default=None),
+                         "stage_above_2p": sum(c[1] is not None and c[1] > 2 * p for c in counts)})
+    return pd.DataFrame(rows)
+
+
+def multiplicity(activation: str) -> int | None:
+    """p of a registered activation; None where it is unknown here (a user's module this process lacks)."""
+    try:
+        return ACTIVATIONS.get(activation).multiplicity
+    except RegistryError:
+        return None
