@@ -10,6 +10,7 @@ import sys
 import tempfile
 
 import pytest
+import yaml
 from mlflow.tracking import MlflowClient
 
 from pipelines.study import load_study
@@ -110,15 +111,23 @@ def test_ui_serves_the_default_store_on_loopback(tmp_path):
 
 
 def test_sfli_layouts_smoke_runs_every_layout_with_every_arm_tuned(tmp_path):
-    proc = sfli_cli("run", "studies/sfli_layouts.yaml", "--smoke", "--runs-dir", str(tmp_path / "runs"),
-                    "--num-cpus", "2", timeout=900)
+    # plus the arm a cluster user adds (the study file says how): the layout searched as a choice knob
+    spec = yaml.safe_load((ROOT / "studies" / "sfli_layouts.yaml").read_text())
+    spec["arms"]["sfli_layout"] = {"set": {"init.name": "sfli"}, "search": {
+        "init.params.layout": {"type": "choice", "values": ["random", "axis", "quasi_uniform"]},
+        **spec["arms"]["sfli_quasi"]["search"]}}
+    study = tmp_path / "sfli_layouts.yaml"
+    study.write_text(yaml.safe_dump(spec, sort_keys=False))
+    proc = sfli_cli("run", str(study), "--smoke", "--runs-dir", str(tmp_path / "runs"), "--num-cpus", "2",
+                    timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = proc.stdout
-    for arm in ("sfli_random", "sfli_axis", "sfli_quasi"):
+    for arm in ("sfli_random", "sfli_axis", "sfli_quasi", "sfli_layout"):
         assert f"xavier vs {arm}" in out  # each layout paired with tuned Xavier
     report = (tmp_path / "runs" / "reports" / "sfli_layouts" / "report.md").read_text()
     assert "| sfli_layouts | xavier | xavier_normal | init.scale, train.lr | 1 |" in report  # the baseline was tuned
     assert "| sfli_layouts | sfli_quasi | sfli | init.scale, train.lr | 1 |" in report  # every arm alike
+    assert "| sfli_layouts | sfli_layout | sfli | init.params.layout, init.scale, train.lr | 1 |" in report
 
 
 def test_results_page_is_regenerated_from_recorded_studies(tmp_path):
