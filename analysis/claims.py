@@ -74,12 +74,21 @@ def _cells(speed: pd.DataFrame, studies, tasks=None, archs=None) -> pd.DataFrame
     return s
 
 
+def _direction(row) -> float:
+    """> 1 when SFLI is the faster arm, < 1 when the baseline is, 1 when undecided: the speed-up interval's end
+    beyond 1 (1 when it covers 1), or where the medians give no interval (too few runs reached τ), the ERT
+    ratio (∞ when only SFLI reached τ)."""
+    if row["speedup_low"] == row["speedup_low"] and row["speedup_high"] == row["speedup_high"]:
+        return row["speedup_low"] if row["speedup_low"] > 1 else row["speedup_high"] if row["speedup_high"] < 1 else 1.0
+    return row.get("ert_ratio", float("nan"))
+
+
 def _faster(row) -> bool:
-    return bool(row["speedup_low"] > 1 and row["logrank_p_adj"] < ALPHA)
+    return bool(_direction(row) > 1 and row["logrank_p_adj"] < ALPHA)
 
 
 def _slower(row) -> bool:
-    return bool(row["speedup_high"] < 1 and row["logrank_p_adj"] < ALPHA)
+    return bool(_direction(row) < 1 and row["logrank_p_adj"] < ALPHA)
 
 
 def _more_accurate(row) -> bool:
@@ -112,15 +121,22 @@ def _where(rows: pd.DataFrame, test) -> str:
 
 
 def speed(speed_table: pd.DataFrame, studies, tasks, archs, claim: str, source: str) -> Verdict:
-    """Steps to the smallest target each study uses, SFLI against every baseline."""
+    """Steps to each grid point's first (easiest) target, SFLI against every baseline; a comparison where
+    neither arm reached it carries no information about speed and is left out (and counted)."""
     rows = _cells(speed_table, studies, tasks, archs)
     if rows.empty:
         return Verdict(claim, source, "not tested here", "—", "no recorded cell", "—")
-    rows = rows[rows["tau"] == rows.groupby(["study", "variant"])["tau"].transform("min")]
+    rows = rows[rows["tau"] == rows.groupby(["study", "variant"])["tau"].transform("max")]
+    silent = rows[(rows["reached_base"] + rows["reached_treat"]) == 0]
+    rows = rows.drop(silent.index)
+    if rows.empty:
+        return Verdict(claim, source, "not tested here", f"speed-up tables of {', '.join(studies)}",
+                       f"no arm reached the target in any of {len(silent)} comparisons", _budget(silent))
     good, bad = int(rows.apply(_faster, axis=1).sum()), int(rows.apply(_slower, axis=1).sum())
-    statistic = (f"faster at 95 % (interval > 1, log-rank p_adj < 0.05) in {good} of {len(rows)} comparisons "
-                 f"({_where(rows, _faster)}); slower in {bad} ({_where(rows, _slower)}); "
-                 f"speed-ups {', '.join(sorted(set(rows['speedup_statement'].astype(str))))}")
+    statistic = (f"faster (log-rank p_adj < 0.05, speed-up interval or ERT ratio > 1) in {good} of {len(rows)} "
+                 f"comparisons ({_where(rows, _faster)}); slower in {bad} ({_where(rows, _slower)}); "
+                 f"speed-ups {', '.join(sorted(set(rows['speedup_statement'].astype(str))))}"
+                 + (f"; {len(silent)} more where neither arm reached τ (no information)" if len(silent) else ""))
     return Verdict(claim, source, _grade(good, bad, len(rows)), f"speed-up tables of {', '.join(studies)}",
                    statistic, _budget(rows))
 

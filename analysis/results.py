@@ -92,6 +92,25 @@ def _anchors(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _scale(runs: pd.DataFrame, search: pd.DataFrame, walls: dict) -> pd.DataFrame:
+    """Per study: the command, what it ran (grid points, arms, seeds, steps, search trials per arm and grid
+    point) and its recorded wall time."""
+    rows = []
+    for study, g in runs.groupby("study", sort=False):
+        s = search[search["study"] == study] if not search.empty else search
+        cells = g.groupby(["arm", "variant"]).ngroups
+        trials = s.groupby(["arm", "variant"]).size() if not s.empty else pd.Series(dtype=int)
+        rows.append({"command": f"sfli run studies/{study}.yaml", "grid points": g["variant"].nunique(),
+                     "arms": g["arm"].nunique(), "seeds per cell": int(g.groupby(["arm", "variant"]).size().min()),
+                     "steps per run": "/".join(str(b) for b in sorted(g["budget"].unique())),
+                     "search trials per cell": ("none (fixed knobs)" if trials.empty else
+                                                "/".join(str(t) for t in sorted(trials.unique()))
+                                                + f" ({len(trials)} of {cells} cells searched)"),
+                     "trial runs": ", ".join(f"{n} {k}" for k, n in sorted(walls[study][1].items())),
+                     "recorded wall time": f"{walls[study][0] / 60:.1f} min"})
+    return pd.DataFrame(rows)
+
+
 def _section(name: str, spec: dict, wall: float, phases: dict[str, int], report_dir: Path, speed: pd.DataFrame,
              figures: Path, doc: Path) -> list[str]:
     lines = [f"## {name}", "", " ".join(str(spec.get("description", "")).split()), "",
@@ -177,9 +196,7 @@ def build_results(uri: str, reports: Path, doc: Path, figures: Path, studies_dir
              "= none does; *not tested here* = no study covers it at this machine's budget.", "",
              markdown(table), "",
              "## Commands and wall times", "",
-             markdown(pd.DataFrame([{"command": f"sfli run studies/{s}.yaml",
-                                     "trial runs": ", ".join(f"{n} {k}" for k, n in sorted(walls[s][1].items())),
-                                     "recorded wall time": f"{walls[s][0] / 60:.1f} min"} for s in present])), "",
+             markdown(_scale(runs, load_runs(uri, present, phase="search"), walls)), "",
              "Wall time is from the first run's start to the last run's end as MLflow recorded them (2 cores, "
              "studies run one after the other); Ray's start-up and the final report add about half a minute. "
              "Each study file states the `--set` line for a GPU cluster's paper-scale budget.", "",

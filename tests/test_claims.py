@@ -41,13 +41,14 @@ def test_depth_growth_counts_runs_with_a_binomial_interval():
 def speed_rows(**cols):
     base = {"study": "s", "variant": "v", "task": "fit1d_multiscale", "arch": "mlp", "baseline": "xavier",
             "treatment": "sfli", "tau": 1e-2, "budget": 1000, "pairs": 8, "speedup_statement": "x",
+            "reached_base": 2, "reached_treat": 8,
             "logrank_p_adj": 0.001, "signed_rank_p_adj": 0.01}
     n = len(next(iter(cols.values())))
     return pd.DataFrame([{**base, "variant": f"v{i}", **{k: v[i] for k, v in cols.items()}} for i in range(n)])
 
 
 def test_speed_and_accuracy_grades_need_the_interval_and_the_adjusted_p():
-    table = speed_rows(speedup_low=[2.0, 0.8, 1.5], speedup_high=[9.0, 3.0, float("inf")],
+    table = speed_rows(speedup_low=[2.0, 0.8, 1.5], speedup_high=[9.0, 3.0, float("inf")], ert_ratio=[3, 1, 2],
                        error_ratio=[3.0, 1.2, 0.5], error_ratio_low=[2.0, 0.9, 0.3], error_ratio_high=[4.0, 1.5, 0.8])
     table.loc[2, "logrank_p_adj"] = 0.2  # an interval above 1 without a significant test does not count
     v = claims.speed(table, ["s"], None, None, "claim", "paper")
@@ -55,6 +56,10 @@ def test_speed_and_accuracy_grades_need_the_interval_and_the_adjusted_p():
     a = claims.accuracy(table, ["s"], None, None, "claim", "paper")
     assert a.verdict == "partly" and "in 1 of 3" in a.statistic and "higher in 1" in a.statistic
     assert claims.speed(table, ["other"], None, None, "c", "p").verdict == "not tested here"
+    no_interval = table.assign(speedup_low=float("nan"), speedup_high=float("nan"), ert_ratio=float("inf"))
+    assert "in 2 of 3" in claims.speed(no_interval, ["s"], None, None, "c", "p").statistic  # only SFLI got there
+    silent = table.assign(reached_base=0, reached_treat=0)
+    assert claims.speed(silent, ["s"], None, None, "c", "p").verdict == "not tested here"  # nobody got there
 
 
 def test_staircase_verdict_from_per_run_statistics():
