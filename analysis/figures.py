@@ -139,8 +139,8 @@ def staircase_segments(curves: dict[str, list[pd.DataFrame]], eps: float, path: 
             for a, _ in rank_levels(rank)[1:]:
                 twin.axvline(s[a], color="green", linestyle=":", linewidth=0.6)
             ax.set_title(f"{arm}, run {col + 1}", fontsize=8)
-            ax.tick_params(labelsize=6)
-            twin.tick_params(labelsize=6, colors="green")
+            ax.tick_params(which="both", labelsize=6)
+            twin.tick_params(which="both", labelsize=6, colors="green")
     fig.suptitle(f"{title}: loss pieces (grey), plateaus (shaded), ε-rank (green, ε = {keys.fmt_num(eps)}) and "
                  "its level changes, up to the smallest target", fontsize=9)
     return _save(fig, path)

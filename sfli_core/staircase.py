@@ -31,7 +31,7 @@ import ruptures as rpt
 from scipy.stats import spearmanr
 
 MIN_SIZE = 3  # logging points per piece: a level or a slope must persist
-STEEPER = 2.0  # the descent after a plateau is at least this many times faster
+STEEPER = 3.0  # the descent after a plateau is at least this many times faster (docs/science.md §2)
 DROP_DECADES = 0.1  # and reaches a new low by at least this much (a factor 1.26)
 MAD_TO_SIGMA = 1.4826  # σ of Gaussian noise from its median absolute deviation
 LEVEL_PARAMS = 2  # BIC: a new level piece adds its mean and its change point
