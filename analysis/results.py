@@ -210,6 +210,16 @@ def build_results(uri: str, reports: Path, doc: Path, figures: Path, studies_dir
                           speed[speed["study"] == study] if not speed.empty else speed, figures, doc)
     text = "\n".join(lines) + "\n"
     doc.parent.mkdir(parents=True, exist_ok=True)
+    for stale in _images(doc) - _images(text):  # figures the previous page showed and this one does not
+        (doc.parent / stale).unlink(missing_ok=True)
     doc.write_text(text)
     return text
+
+
+def _images(page: Path | str) -> set[str]:
+    """The relative image paths a page (a file, or its text) links to."""
+    if isinstance(page, Path) and not page.exists():
+        return set()
+    text = page.read_text() if isinstance(page, Path) else page
+    return {line[line.index("](") + 2:-1] for line in text.splitlines() if line.startswith("![")}
 
