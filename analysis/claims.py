@@ -75,11 +75,14 @@ def _cells(speed: pd.DataFrame, studies, tasks=None, archs=None) -> pd.DataFrame
 
 
 def _direction(row) -> float:
-    """> 1 when SFLI is the faster arm, < 1 when the baseline is, 1 when undecided: the speed-up interval's end
-    beyond 1 (1 when it covers 1), or where the medians give no interval (too few runs reached τ), the ERT
-    ratio (∞ when only SFLI reached τ)."""
-    if row["speedup_low"] == row["speedup_low"] and row["speedup_high"] == row["speedup_high"]:
-        return row["speedup_low"] if row["speedup_low"] > 1 else row["speedup_high"] if row["speedup_high"] < 1 else 1.0
+    """> 1 when SFLI is the faster arm, < 1 when the baseline is: the end of the speed-up interval beyond 1 when
+    the interval excludes 1, else the ERT ratio (∞ when only SFLI reached τ; the medians' interval is often
+    [0, ∞] when few runs reached τ)."""
+    low, high = row["speedup_low"], row["speedup_high"]
+    if low > 1:
+        return low
+    if high < 1:
+        return high
     return row.get("ert_ratio", float("nan"))
 
 
@@ -235,10 +238,12 @@ def condensation(table: pd.DataFrame, conventions: pd.DataFrame) -> Verdict:
                  f"{int(t['stage_above_2p'].sum())}, at the end {int(t['above_2p'].sum())} "
                  f"({', '.join(over_end['arm']) or 'none'}); " + "; ".join(parts))
     if not conventions.empty:
-        ours = conventions[(conventions["threshold"] == 0.9) & (conventions["min_fraction"] == 0.1)]
-        other = conventions.drop(ours.index)
-        statistic += (f". Other clustering conventions: seeds above 2p in the initial stage "
-                      f"{int(other['stage_above_2p'].sum())} over {len(other)} (arm, convention) pairs, "
-                      f"at the end {int(other['end_above_2p'].sum())}")
+        per = []
+        for (threshold, fraction), c in conventions.groupby(["threshold", "min_fraction"], sort=False):
+            over = c[c["stage_above_2p"] > 0]
+            per.append(f"D ≥ {threshold:g}, clusters ≥ {fraction:.0%}: "
+                       + (", ".join(f"{r['arm']} {int(r['stage_above_2p'])}/{int(r['seeds'])}"
+                                    for _, r in over.iterrows()) or "none"))
+        statistic += ". Seeds above 2p in the initial stage under each clustering convention: " + "; ".join(per)
     return Verdict(claim, "condensation paper", verdict, "§ condensation: tables and heat maps", statistic,
                    "the paper's settings: 100 Adam steps (5-50-1), 1000 (residual)")

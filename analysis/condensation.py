@@ -60,6 +60,26 @@ def with_stage(uri: str, runs: pd.DataFrame) -> pd.DataFrame:
     return small
 
 
+def orientation_course(uri: str, runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Per task of the small-initialisation arms that tracked condensation: the first layer's orientation
+    count at every logging step, "median (max)" over seeds, one row per arm; how the count forms, and whether
+    a count above 2p is a passing stage or where it settles."""
+    out: dict[str, pd.DataFrame] = {}
+    small = runs[runs["init"] == "small_gaussian"]
+    for task, t in small.groupby("task", sort=True):
+        rows = {}
+        for arm, g in t.groupby("arm", sort=True):
+            series = [history(uri, r, "condensation/layer1/orientations") for r in g["run_id"]]
+            series = [x for x in series if len(x) > 1]
+            if not series:
+                continue
+            table = pd.concat(series, axis=1)
+            rows[arm] = {int(step): f"{v.median():g} ({v.max():g})" for step, v in table.iterrows()}
+        if rows:
+            out[task] = pd.DataFrame.from_dict(rows, orient="index").rename_axis("arm").reset_index()
+    return out
+
+
 def condensation_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Per small-initialisation arm and hidden layer: condensed orientations and lines against 2p, at the end
     of the run and, where tracked, in the initial stage (median, max, seeds above 2p). Other initialisations

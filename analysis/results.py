@@ -20,6 +20,7 @@ from mlflow.tracking import MlflowClient
 from sfli_core import record
 
 from . import claims
+from .condensation import orientation_course
 from .formats import markdown
 from .report import build_report, curves_of
 from .runs import load_runs
@@ -112,7 +113,7 @@ def _scale(runs: pd.DataFrame, search: pd.DataFrame, walls: dict) -> pd.DataFram
 
 
 def _section(name: str, spec: dict, wall: float, phases: dict[str, int], report_dir: Path, speed: pd.DataFrame,
-             figures: Path, doc: Path) -> list[str]:
+             figures: Path, doc: Path, uri: str, runs: pd.DataFrame) -> list[str]:
     lines = [f"## {name}", "", " ".join(str(spec.get("description", "")).split()), "",
              f"`sfli run studies/{name}.yaml`: {sum(phases.values())} trial runs "
              f"({', '.join(f'{n} {k}' for k, n in sorted(phases.items()))}), {wall / 60:.1f} min recorded.", ""]
@@ -129,6 +130,10 @@ def _section(name: str, spec: dict, wall: float, phases: dict[str, int], report_
             if stem == "layerwise":
                 table = table.drop(columns=["variant"], errors="ignore")
             lines += [f"{heading}:", "", markdown(table), ""]
+    if name == "condensation":
+        for task, table in orientation_course(uri, runs[runs["study"] == name]).items():
+            lines += [f"First-layer orientations at every logging step, median (max) over seeds ({task}; "
+                      "columns: step):", "", markdown(table), ""]
     shown = sorted(report_dir.glob("staircase_*.png")) + sorted(report_dir.glob("km_*.png"))[:2]
     shown += sorted(report_dir.glob("condensation_*x_tanh*.png")) + \
         sorted(report_dir.glob("condensation_*residual*.png"))
@@ -141,10 +146,12 @@ def _section(name: str, spec: dict, wall: float, phases: dict[str, int], report_
 def build_results(uri: str, reports: Path, doc: Path, figures: Path, studies_dir: Path) -> str:
     """Write ``doc`` (Markdown) and its figures from the recorded shipped studies; returns the text."""
     client = MlflowClient(uri)
-    present = [s for s in STUDIES if client.get_experiment_by_name(s) is not None]
+    recorded = [s for s in STUDIES if client.get_experiment_by_name(s) is not None]
+    runs = load_runs(uri, recorded) if recorded else pd.DataFrame()
+    present = [s for s in recorded if not runs.empty and s in set(runs["study"])]  # with finished evaluations
     if not present:
-        raise ValueError(f"none of the shipped studies ({', '.join(STUDIES)}) is recorded at {uri}")
-    runs = load_runs(uri, present)
+        raise ValueError(f"none of the shipped studies ({', '.join(STUDIES)}) has finished evaluation runs "
+                         f"at {uri}")
     reps, walls = {}, {}
     for study in present:
         reps[study] = build_report(uri, [study], reports / study)
@@ -207,7 +214,7 @@ def build_results(uri: str, reports: Path, doc: Path, figures: Path, studies_dir
     for study in present:
         spec = _study_file(studies_dir, study)
         lines += _section(study, spec, *walls[study], reports / study,
-                          speed[speed["study"] == study] if not speed.empty else speed, figures, doc)
+                          speed[speed["study"] == study] if not speed.empty else speed, figures, doc, uri, runs)
     text = "\n".join(lines) + "\n"
     doc.parent.mkdir(parents=True, exist_ok=True)
     for stale in _images(doc) - _images(text):  # figures the previous page showed and this one does not

@@ -56,7 +56,7 @@ def test_speed_and_accuracy_grades_need_the_interval_and_the_adjusted_p():
     a = claims.accuracy(table, ["s"], None, None, "claim", "paper")
     assert a.verdict == "partly" and "in 1 of 3" in a.statistic and "higher in 1" in a.statistic
     assert claims.speed(table, ["other"], None, None, "c", "p").verdict == "not tested here"
-    no_interval = table.assign(speedup_low=float("nan"), speedup_high=float("nan"), ert_ratio=float("inf"))
+    no_interval = table.assign(speedup_low=0.0, speedup_high=float("inf"), ert_ratio=float("inf"))
     assert "in 2 of 3" in claims.speed(no_interval, ["s"], None, None, "c", "p").statistic  # only SFLI got there
     silent = table.assign(reached_base=0, reached_treat=0)
     assert claims.speed(silent, ["s"], None, None, "c", "p").verdict == "not tested here"  # nobody got there
