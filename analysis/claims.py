@@ -119,8 +119,11 @@ def _grade(good: int, bad: int, total: int) -> str:
 
 
 def _where(rows: pd.DataFrame, test) -> str:
+    """The comparisons that pass ``test``, as 'task arch: treatment vs baseline' (which construction and which
+    baseline a result holds for)."""
     hits = rows[rows.apply(test, axis=1)]
-    return ", ".join(sorted({f"{r['task']} {r['arch']}" for _, r in hits.iterrows()})) or "none"
+    return ", ".join(sorted({f"{r['task']} {r['arch']}: {r['treatment']} vs {r['baseline']}"
+                             for _, r in hits.iterrows()})) or "none"
 
 
 def speed(speed_table: pd.DataFrame, studies, tasks, archs, claim: str, source: str) -> Verdict:
