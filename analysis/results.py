@@ -28,6 +28,13 @@ from .summary import summary_table
 
 STUDIES = ["quickstart", "function_fitting", "pinn_suite", "staircase", "condensation", "sfli_layouts"]
 ANCHORS = Path(__file__).with_name("anchors.yaml")
+# the report figures the page shows per study (the rest stay in each study's report): loss and ε-rank curves
+# everywhere, Kaplan–Meier curves where a speed-up is the point, what the staircase statistics see, heat maps
+FIGURES = {None: ["staircase_{study}_*.png"],
+           "quickstart": ["staircase_{study}_*.png", "km_*.png"],
+           "pinn_suite": ["staircase_{study}_*.png", "km_*helmholtz*.png"],
+           "staircase": ["staircase_*.png", "spectra_*.png"],
+           "condensation": ["condensation_*.png"]}
 READING = """How to read the numbers (docs/science.md §6). Steps to a target τ are censored data: a run that never
 reaches τ within its budget is censored there, not dropped. *reached* counts the paired seeds that got the
 target metric to τ (baseline, then SFLI). The speed-up is the ratio of Kaplan–Meier median steps to τ
@@ -78,12 +85,12 @@ def _anchors(runs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for a in yaml.safe_load(ANCHORS.read_text())["anchors"]:
         ours = runs[(runs["task"] == a["task"]) & (runs["arch"] == a["arch"])]
-        for arm, g in ours.groupby("arm"):
+        for (study, arm), g in ours.groupby(["study", "arm"]):
             err = g["final/eval/rel_l2"]
             rows.append({"task": a["task"], "arch": a["arch"], "ours": f"{arm}: {err.median():.3g} "
                          f"[{err.quantile(0.25):.3g}, {err.quantile(0.75):.3g}]",
                          "our_budget": f"{int(g['budget'].iloc[0])} Adam steps, width {int(g['width'].iloc[0])}, "
-                                       f"{len(g)} seeds ({g['study'].iloc[0]})",
+                                       f"{len(g)} seeds ({study})",
                          "peer": a["peer"], "peer_error": a["error"], "peer_budget": a["budget"],
                          "source": a["source"]})
         if ours.empty:
@@ -134,9 +141,8 @@ def _section(name: str, spec: dict, wall: float, phases: dict[str, int], report_
         for task, table in orientation_course(uri, runs[runs["study"] == name]).items():
             lines += [f"First-layer orientations at every logging step, median (max) over seeds ({task}; "
                       "columns: step):", "", markdown(table), ""]
-    shown = sorted(report_dir.glob("staircase_*.png")) + sorted(report_dir.glob("km_*.png"))[:2]
-    shown += sorted(report_dir.glob("condensation_*x_tanh*.png")) + \
-        sorted(report_dir.glob("condensation_*residual*.png"))
+    shown = [p for pattern in FIGURES.get(name, FIGURES[None])
+             for p in sorted(report_dir.glob(pattern.format(study=name)))]
     links = [_figure(p, figures, doc) for p in shown]
     if links:
         lines += ["Figures (from the study's HTML report):", ""] + [f"{link}" for link in links] + [""]
