@@ -49,16 +49,11 @@ def summary_table(speed: pd.DataFrame) -> pd.DataFrame:
 
 
 def _fit(text: str, width: int) -> str:
-    """``text`` cut to ``width`` in the middle: a grid point's task and its architecture (at the end) both
-    stay readable."""
-    if len(text) <= width:
-        return text
-    tail = (width - 1) // 2
-    return text[: width - 1 - tail] + "…" + text[len(text) - tail:]
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def compact(speed: pd.DataFrame) -> str:
-    """The summary table as fixed-width text of at most 120 columns (long names are cut in the middle, …)."""
+    """The summary table as fixed-width text of at most 120 columns (long names are cut with …)."""
     if speed.empty:
         return "(no paired arms to compare)"
     table = summary_table(speed)
