@@ -147,7 +147,8 @@ def test_results_page_is_regenerated_from_recorded_studies(tmp_path):
     assert verdicts <= {"reproduced", "partly", "not reproduced", "not testable here", "not tested here"}
     condensed = next(line for line in rows if "2p orientations" in line)
     assert "in the initial stage" in condensed and "not tested here" not in condensed
-    assert "| sfli run studies/condensation.yaml | 7 evaluate |" in text
+    command = next(line for line in text.splitlines() if line.startswith("| sfli run studies/condensation.yaml |"))
+    assert "| 1 | 7 | 1 | 20 | none (fixed knobs) | 7 evaluate |" in command  # grid points, arms, seeds, …
     assert "Seeds above 2p under other clustering conventions" in text
     for link in (line[line.index("](") + 2:-1] for line in text.splitlines() if line.startswith("![")):
         assert (page.parent / link).exists(), link
