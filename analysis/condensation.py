@@ -92,8 +92,7 @@ def condensation_table(runs: pd.DataFrame) -> pd.DataFrame:
             col = f"condensation/layer{layer}/orientations"
             if g[col].isna().all():
                 continue
-            act = activation if isinstance(activation, str) else activation[layer - 1]
-            p = multiplicity(act)
+            act, p = layer_multiplicity(activation, layer)
             row = {"study": study, "variant": variant, "task": task, "arm": arm, "layer": layer,
                    "activation": act, "p": p, "2p": 2 * p if p else None, "seeds": len(g),
                    "orientations_median": float(g[col].median()), "orientations_max": int(g[col].max()),
@@ -109,6 +108,19 @@ def condensation_table(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def first_above_2p(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per small-initialisation arm, the lowest seed whose first layer ends with more than 2p orientations:
+    its heat maps are the evidence for the count."""
+    col = "condensation/layer1/orientations"
+    if col not in runs:
+        return runs.iloc[:0]
+    picked = []
+    for _, g in runs[runs["init"] == "small_gaussian"].sort_values("seed").groupby("arm"):
+        _, p = layer_multiplicity(g.iloc[0]["activation"], 1)
+        picked.append(g[g[col] > 2 * p].head(1) if p else g.iloc[:0])
+    return pd.concat(picked) if picked else runs.iloc[:0]
+
+
 def convention_check(uri: str, runs: pd.DataFrame) -> pd.DataFrame:
     """Seeds above 2p in the first condensation layer, at the end and in the initial stage, under each
     clustering convention of ``CONVENTIONS`` (recounted from the recorded weights), per small-initialisation
@@ -116,9 +128,7 @@ def convention_check(uri: str, runs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     small = runs[runs["init"] == "small_gaussian"]
     for (study, variant, arm), g in small.groupby(["study", "variant", "arm"], sort=True):
-        activation = g.iloc[0]["activation"]
-        act = activation if isinstance(activation, str) else activation[0]
-        p = multiplicity(act)
+        act, p = layer_multiplicity(g.iloc[0]["activation"], 1)
         if not p:
             continue
         weights = []
@@ -141,6 +151,13 @@ def convention_check(uri: str, runs: pd.DataFrame) -> pd.DataFrame:
                          "stage_max": max((c[1] for c in counts if c[1] is not None), default=None),
                          "stage_above_2p": sum(c[1] is not None and c[1] > 2 * p for c in counts)})
     return pd.DataFrame(rows)
+
+
+def layer_multiplicity(activation: str | list[str], layer: int) -> tuple[str, int | None]:
+    """The activation of hidden layer ``layer`` (from 1; a model's activation is one name or one per layer)
+    and its multiplicity p."""
+    act = activation if isinstance(activation, str) else activation[layer - 1]
+    return act, multiplicity(act)
 
 
 def multiplicity(activation: str) -> int | None:

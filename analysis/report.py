@@ -21,7 +21,7 @@ from sfli_core.staircase import staircase_stats
 
 from . import columns, figures
 from . import html as page
-from .condensation import condensation_table, convention_check, multiplicity, stage_step, with_stage
+from .condensation import condensation_table, convention_check, first_above_2p, stage_step, with_stage
 from .formats import html_table, markdown, write
 from .runs import artifact_json, history, load_runs
 from .summary import compact, summary_table
@@ -108,27 +108,12 @@ def _figures(uri: str, runs: pd.DataFrame, curves: dict, speed: pd.DataFrame, ou
         spectra = {r["arm"]: (int(r["seed"]), artifact_json(uri, r["run_id"], "spectra.json"))
                    for _, r in lowest.iterrows()}
         files += figures.spectra_plot(spectra, eps, out / f"spectra_{slug}.png", title)
-        for _, r in pd.concat([lowest, _above_2p(g)]).drop_duplicates("run_id").iterrows():
+        for _, r in pd.concat([lowest, first_above_2p(g)]).drop_duplicates("run_id").iterrows():
             files += _heatmap(uri, r, out / f"condensation_{slug}_{r['arm']}_seed{int(r['seed'])}.png",
                               f"{title}, {r['arm']} seed {int(r['seed'])}, first analysed layer")
     if not speed.empty:
         files += figures.forest_plot(speed, out / "speedup_forest.png")
     return files
-
-
-def _above_2p(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per small-initialisation arm, the first seed whose first layer has more than 2p orientations at the end
-    or in the initial stage: its heat maps are the evidence for the count."""
-    col = "condensation/layer1/orientations"
-    if col not in runs:
-        return runs.iloc[:0]
-    picked = []
-    for _, g in runs[runs["init"] == "small_gaussian"].sort_values("seed").groupby("arm"):
-        act = g.iloc[0]["activation"]
-        p = multiplicity(act if isinstance(act, str) else act[0])
-        over = g[g[col] > 2 * p] if p else g.iloc[:0]
-        picked.append(over.head(1))
-    return pd.concat(picked) if picked else runs.iloc[:0]
 
 
 def _heatmap(uri: str, run: pd.Series, path: Path, title: str) -> list[Path]:
