@@ -72,6 +72,12 @@ def test_tracking_records_counts_and_weights_at_every_logging_step():
     assert torch.allclose(torch.tensor(result.weights[40], dtype=u0.dtype), input_weights(trainer.model.hidden[0]))
     assert result.history[-1]["condensation/layer1/orientations"] == end.orientations
     assert result.history[0]["condensation/layer1/orientations"] == analyse(u0).orientations
+    resumed = Trainer(cfg)
+    resumed.run(until=20)
+    state = resumed.state_dict()
+    restored = Trainer(cfg)
+    restored.load_state_dict(state)  # a restart keeps the weights already taken
+    assert restored.run().weights == result.weights
     untracked = Trainer(RunConfig.model_validate({**cfg.model_dump(), "condensation": {"track": False}})).run()
     assert untracked.weights == {} and "condensation/layer1/orientations" not in untracked.history[-1]
 
