@@ -24,6 +24,7 @@ from mlflow.entities import Metric
 
 PATIENCE_ENV = "SFLI_TRACKING_PATIENCE_S"
 DEFAULT_PATIENCE_S = 600.0
+OUTAGE_ENV = "SFLI_FAULT_TRACKING_OUTAGE"  # fault injection: see injected_outage
 TRANSIENT_CODES = ("INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED")
 
 Batch = tuple[str, list[Metric]]
@@ -31,6 +32,16 @@ Batch = tuple[str, list[Metric]]
 
 def patience_s() -> float:
     return float(os.environ.get(PATIENCE_ENV, DEFAULT_PATIENCE_S))
+
+
+def injected_outage() -> None:
+    """Fault injection (tests, operators' drills): while the file named by ``$SFLI_FAULT_TRACKING_OUTAGE``
+    exists, every call this process and its trials make to the tracking store fails as a call to an unreachable
+    store does (ConnectionError), so that an outage of any length starts and ends when the file is created and
+    removed, with the store itself untouched. Unset (the default), nothing happens."""
+    path = os.environ.get(OUTAGE_ENV)
+    if path and os.path.exists(path):
+        raise ConnectionError(f"tracking store unreachable (outage injected: {path} exists)")
 
 
 def transient(err: Exception) -> bool:
@@ -103,6 +114,7 @@ class MetricBuffer:
                     self.cond.wait()
                 run_id, metrics = self.queue[0]
             try:
+                injected_outage()
                 self.client.log_batch(run_id, metrics=metrics)
             except Exception as err:  # noqa: BLE001 - every failure is either retried or reported by flush
                 with self.cond:

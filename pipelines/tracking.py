@@ -26,7 +26,15 @@ from sfli_core import record
 from sfli_core.config import ConfigError
 from sfli_core.record import COMPLETE, RESUMED_FROM, TRIAL_STARTS, Status, TrialIdentity
 
-from .metric_buffer import PATIENCE_ENV, Batch, MetricBuffer, TrackingUnavailable, patience_s, transient
+from .metric_buffer import (
+    PATIENCE_ENV,
+    Batch,
+    MetricBuffer,
+    TrackingUnavailable,
+    injected_outage,
+    patience_s,
+    transient,
+)
 
 DEFAULT_RUNS_DIR = "sfli_runs"
 MAX_PARAM = 6000
@@ -82,6 +90,7 @@ def _retry(fn):
         deadline, attempt = time.monotonic() + patience_s(), 0
         while True:
             try:
+                injected_outage()
                 return fn(*args, **kwargs)
             except Exception as err:
                 if not transient(err):

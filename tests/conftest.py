@@ -1,4 +1,10 @@
+"""Two tiers, chosen by the ``e2e`` marker: every test under ``tests/e2e/`` is end-to-end (real Ray, real MLflow
+stores and servers, driver subprocesses, signals, clusters on loopback; minutes) and is marked ``e2e`` here;
+everything else is the fast tier (in-process: maths, configurations, registries, statistics, reports, the CLI's
+validation; under two minutes). ``pytest -m "not e2e"`` runs the fast tier alone; plain ``pytest`` runs both."""
+
 import os
+from pathlib import Path
 
 # Nothing a test starts may phone home or bind beyond loopback (Ray binds the network address unless told).
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -8,7 +14,18 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 import pytest  # noqa: E402
+
+pytest.register_assert_rewrite("tests.pipeline_helpers")  # its check_* helpers report like test assertions
+
 import torch  # noqa: E402
+
+E2E = Path(__file__).resolve().parent / "e2e"
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.is_relative_to(E2E):
+            item.add_marker(pytest.mark.e2e)
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -35,6 +35,25 @@ def write_study(path: Path, name: str, arms: dict, *, steps: int = 60, log_every
     return path
 
 
+ARTIFACTS = {"config.yaml", "series.csv", "seeds.json", "spectra.json", "staircase.png", "condensation.png",
+             "condensation_weights.json"}
+
+
+def check_trial_run(client: MlflowClient, run, n_logged: int, log_every: int = 20) -> None:
+    """What every trial run carries: provenance parameters, identity tags, one point per logging step of the
+    curves, the summary metrics and the artifacts."""
+    params, tags = run.data.params, run.data.tags
+    assert {"task.name", "init.name", "train.lr", "seed", "git.revision", "meta.version.torch", "meta.device",
+            "meta.precision"} <= set(params)
+    assert {"study", "phase", "arm", "seed", "task", "status"} <= set(tags)
+    history = client.get_metric_history(run.info.run_id, "train/loss")
+    assert sorted(m.step for m in history) == [log_every * i for i in range(n_logged)]
+    assert len(client.get_metric_history(run.info.run_id, "rank/eps1e-3/layer2")) == n_logged
+    assert {"final/train/loss", "final/eval/rel_l2", "initial/rank/eps1e-3/layer2", "objective"} <= set(
+        run.data.metrics)
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} == ARTIFACTS
+
+
 def trial_runs(uri: str, study: str, phase: str | None = None) -> list:
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name(study)

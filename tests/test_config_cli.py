@@ -1,9 +1,8 @@
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from pipelines.cli import main
 from sfli_core.config import ConfigError, RunConfig, load_run_config, parse_override, validate
 from sfli_core.keys import fmt_num
 
@@ -49,23 +48,18 @@ def test_flat_form_records_resolved_task_parameters():
     assert flat["init.name"] == "xavier_normal" and "train.lr" in flat and flat["seed"] == 0
 
 
-def sfli(*args):
-    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], capture_output=True, text=True,
-                          cwd=ROOT, timeout=300)
-
-
-def test_cli_train_prints_progress_and_summary():
-    proc = sfli("train", "configs/fit1d_tanh.yaml", "--set", "init.name=sfli", "--set", "train.steps=200")
-    assert proc.returncode == 0, proc.stderr
-    out = proc.stdout
+def test_cli_train_prints_progress_and_summary(capsys):
+    code = main(["train", str(ROOT / "configs/fit1d_tanh.yaml"), "--set", "init.name=sfli", "--set",
+                 "train.steps=200"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
     assert "step    200/200" in out
     assert "ε-rank ε=1e-3 per layer: initial [" in out and "(headline)" in out
     assert "target/steps_to_1e-2:" in out and "final train/loss" in out
 
 
-def test_cli_bad_input_exits_2_with_a_clear_message(tmp_path):
-    proc = sfli("train", "configs/fit1d_tanh.yaml", "--set", "model.activation=tan")
-    assert proc.returncode == 2
-    assert "model.activation: unknown activation 'tan'" in proc.stderr
-    proc = sfli("train", str(tmp_path / "missing.yaml"))
-    assert proc.returncode == 2 and "no such file" in proc.stderr
+def test_cli_bad_input_exits_2_with_a_clear_message(tmp_path, capsys):
+    assert main(["train", str(ROOT / "configs/fit1d_tanh.yaml"), "--set", "model.activation=tan"]) == 2
+    assert "model.activation: unknown activation 'tan'" in capsys.readouterr().err
+    assert main(["train", str(tmp_path / "missing.yaml")]) == 2
+    assert "no such file" in capsys.readouterr().err

@@ -1,18 +1,16 @@
 """Bring your own task, architecture and initialisation: the example extension in examples/poisson3d (a module
-outside the package) through the registries, the trainer, a whole study (search, evaluation, report) and a
-multi-node Ray cluster that only gets the module shipped by Ray; names from entry points; clear errors."""
+outside the package) through the registries and the trainer; names from entry points; clear errors. The whole
+study and a cluster that only gets the module shipped by Ray: tests/e2e/test_extension_study.py."""
 
 from __future__ import annotations
 
 import math
-import os
-import sys
 import textwrap
 
 import pytest
 import torch
-from mlflow.tracking import MlflowClient
 
+from pipelines.cli import main
 from sfli_core.config import ConfigError, RunConfig, validate
 from sfli_core.geometry import Box
 from sfli_core.init import INITS, apply_init
@@ -20,7 +18,7 @@ from sfli_core.models import MODELS, build_model
 from sfli_core.registry import RegistryError
 from sfli_core.tasks import TASKS, build_task
 from sfli_core.trainer import Trainer
-from tests.pipeline_helpers import ROOT, sfli_cli, trial_runs
+from tests.pipeline_helpers import ROOT
 
 EXAMPLE = ROOT / "examples" / "poisson3d"
 TASK, ARCH, LECUN = ("my_sfli_ext.poisson3d:Poisson3D", "my_sfli_ext.twobranch:TwoBranchMLP",
@@ -97,7 +95,7 @@ def test_bad_user_names_fail_clearly(example_on_path, data, expected):
     assert expected in str(err.value)
 
 
-def test_entry_points_register_short_names(tmp_path, monkeypatch):
+def test_entry_points_register_short_names(tmp_path, monkeypatch, capsys):
     """An installed distribution's entry points (a real .dist-info on sys.path, as pip writes it)."""
     dist = tmp_path / "my_sfli_ext-0.1.0.dist-info"
     dist.mkdir()
@@ -121,69 +119,10 @@ def test_entry_points_register_short_names(tmp_path, monkeypatch):
         assert build_task(cfg.task.name).name == "poisson3d_a2_c5e-1"
         with pytest.raises(RegistryError, match=r"unknown task 'poisson4d'; valid: .*advection1d_c30, poisson3d"):
             TASKS.get("poisson4d")
-        listing = sfli_cli("list", timeout=120, env={**os.environ, "PYTHONPATH": f"{tmp_path}:{EXAMPLE}"})
-        assert listing.returncode == 0, listing.stderr
-        assert "poisson3d" in listing.stdout and "two_branch" in listing.stdout and "bias_std=0.0" in listing.stdout
-        assert max(len(line) for line in listing.stdout.splitlines()) <= 120
+        assert main(["list"]) == 0
+        listing = capsys.readouterr().out
+        assert "poisson3d" in listing and "two_branch" in listing and "bias_std=0.0" in listing
+        assert max(len(line) for line in listing.splitlines()) <= 120
     finally:
         for registry in registries:
             registry.refresh()
-
-
-def test_example_study_end_to_end_through_the_cli(tmp_path):
-    """The README walk-through: run from another folder, the study's python_path finds the user's package."""
-    runs = tmp_path / "runs"
-    proc = sfli_cli("run", str(EXAMPLE / "study.yaml"), "--smoke", "--runs-dir", str(runs), "--num-cpus", "2",
-                    timeout=900, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    uri = f"sqlite:///{runs / 'mlflow.db'}"
-    search, evaluate = trial_runs(uri, "poisson3d_extension", "search"), trial_runs(uri, "poisson3d_extension",
-                                                                                   "evaluate")
-    assert len(search) == 2 and len(evaluate) == 6
-    tags = {(r.data.tags["arm"], r.data.tags["seed"]): r.data.tags for r in evaluate}
-    assert set(tags) == {(arm, s) for arm in ("lecun", "xavier", "sfli") for s in ("0", "1")}
-    for (arm, _), t in tags.items():
-        assert t["status"] == "finished" and t["task"] == "poisson3d_a2_c5e-1" and t["arch"] == ARCH
-        assert t["comparison"] == ("treatment" if arm == "sfli" else "baseline")
-    lecun = next(r for r in evaluate if r.data.tags["arm"] == "lecun")
-    assert lecun.data.params["init.name"] == LECUN and lecun.data.params["init.params.bias_std"] == "0.0"
-    assert {"initial/rank/eps1e-3/layer2", "final/eval/rel_l2", "condensation/layer2/orientations"} <= set(
-        lecun.data.metrics)
-    assert {a.path for a in MlflowClient(uri).list_artifacts(lecun.info.run_id)} >= {"staircase.png",
-                                                                                       "condensation.png"}
-    # the report pairs each baseline, the user's included, with the treatment
-    rows = [line.split() for line in proc.stdout.splitlines() if line.startswith("poisson3d_a2_c5e-1 ")]
-    assert {(r[2], r[3], r[5]) for r in rows} == {(tau, baseline, "sfli") for tau in ("1e-1", "3e-2")
-                                                  for baseline in ("lecun", "xavier")}
-
-
-def test_user_modules_reach_cluster_workers_through_ray(tmp_path, monkeypatch):
-    """On a cluster the trials get the user's package from Ray (py_modules), not from the driver's disk: the
-    study is copied to a folder that the workers never see on their sys.path."""
-    import shutil
-
-    from ray.cluster_utils import Cluster
-
-    from pipelines.runner import start_study
-
-    copy = tmp_path / "ext"
-    shutil.copytree(EXAMPLE, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    (copy / "my_sfli_ext").rename(copy / "my_ext_shipped")  # a name no other test has imported
-    text = (copy / "study.yaml").read_text().replace("my_sfli_ext.", "my_ext_shipped.")
-    (copy / "study.yaml").write_text(text.replace("name: poisson3d_extension", "name: shipped"))
-    monkeypatch.setattr(sys, "path", list(sys.path))  # the driver's own path change is undone afterwards
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
-    try:
-        cluster.add_node(num_cpus=2)
-        cluster.wait_for_nodes()
-        state = start_study(str(copy / "study.yaml"), smoke=True, address=cluster.address,
-                            runs=str(tmp_path / "runs"), overrides=["evaluate.seeds=[0]", "search.trials=1"])
-    finally:
-        import ray
-
-        ray.shutdown()
-        cluster.shutdown()
-    assert state.status == "finished"
-    runs = trial_runs(state.tracking_uri, "shipped", "evaluate")
-    assert sorted(r.data.tags["arm"] for r in runs) == ["lecun", "sfli", "xavier"]
-    assert all(r.data.tags["status"] == "finished" for r in runs)

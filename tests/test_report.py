@@ -15,6 +15,8 @@ from analysis.formats import latex_escape
 from analysis.report import build_report
 from pipelines.reporting import report
 
+pytestmark = pytest.mark.xdist_group("toy_store")  # one worker: the toy store and report built once
+
 STEPS = [0, 100, 200, 300, 400]
 
 
@@ -57,10 +59,21 @@ def make_store(tmp_path) -> tuple[str, str]:
     return uri, parent
 
 
-def test_report_tables_and_figures(tmp_path):
-    uri, parent = make_store(tmp_path)
-    out = tmp_path / "report"
-    result = build_report(uri, ["toy"], out)
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory) -> tuple[str, str]:
+    """The toy store, shared by the tests that only read it."""
+    return make_store(tmp_path_factory.mktemp("toy"))
+
+
+@pytest.fixture(scope="module")
+def toy_report(toy, tmp_path_factory):
+    """The toy study's report with its figures, built once: (result, folder)."""
+    out = tmp_path_factory.mktemp("toy_report")
+    return build_report(toy[0], ["toy"], out), out
+
+
+def test_report_tables_and_figures(toy_report):
+    result, out = toy_report
     row = result.speedup.iloc[0]
     assert (row["baseline"], row["treatment"], row["tau"]) == ("xavier", "sfli", 0.01)
     assert (row["pairs"], row["reached_base"], row["reached_treat"]) == (4, 3, 4)
@@ -92,8 +105,8 @@ def test_report_tables_and_figures(tmp_path):
     assert "4× [" in result.terminal and "xavier vs sfli" in result.terminal
 
 
-def test_latex_is_escaped_and_ascii(tmp_path):
-    uri, _ = make_store(tmp_path)
+def test_latex_is_escaped_and_ascii(toy, tmp_path):
+    uri, _ = toy
     build_report(uri, ["toy"], tmp_path / "r", with_figures=False)
     for tex in (tmp_path / "r").glob("*.tex"):
         text = tex.read_text()
@@ -107,9 +120,8 @@ def test_latex_is_escaped_and_ascii(tmp_path):
     assert latex_escape("a_b & 50% → ε ≥ 2×") == r"a\_b \& 50\% $\to$ $\varepsilon$ $\geq$ 2$\times$"
 
 
-def test_html_report_is_self_contained(tmp_path):
-    uri, _ = make_store(tmp_path)
-    result = build_report(uri, ["toy"], tmp_path / "r")
+def test_html_report_is_self_contained(toy_report):
+    result, _ = toy_report
     page = result.html.read_text()
     pngs = [p for p in result.files if p.suffix == ".png"]
     assert page.count("data:image/png;base64,") == len(pngs) >= 5
@@ -133,19 +145,19 @@ def test_report_is_recorded_as_versions_never_replaced(tmp_path):
     assert client.get_run(parent).data.tags["report_version"] == "2"
 
 
-def test_a_report_over_all_studies_is_recorded_on_none(tmp_path):
+def test_a_report_over_all_studies_is_recorded_on_none(toy, tmp_path):
     from sfli_core.config import ConfigError
 
-    uri, parent = make_store(tmp_path)
+    uri, parent = toy
     report(None, all_studies=True, uri=uri, out=str(tmp_path / "all"), with_figures=False)
     assert not MlflowClient(uri).list_artifacts(parent, "report")
     with pytest.raises(ConfigError, match="does not apply to --all"):
         report(None, all_studies=True, uri=uri, log=True)
 
 
-def test_report_of_an_unknown_study_is_a_clear_error(tmp_path):
+def test_report_of_an_unknown_study_is_a_clear_error(toy, tmp_path):
     from sfli_core.config import ConfigError
 
-    uri, _ = make_store(tmp_path)
+    uri, _ = toy
     with pytest.raises(ConfigError, match="no recorded study named nope"):
         report("nope", uri=uri, out=str(tmp_path / "out"))

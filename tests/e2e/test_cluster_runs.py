@@ -1,7 +1,11 @@
-"""A real multi-node Ray cluster on this machine (ray.cluster_utils.Cluster, loopback only)."""
+"""A real multi-node Ray cluster on this machine (ray.cluster_utils.Cluster, loopback only), shared by this
+module: a study by address survives a worker node killed mid-trial, and the trials of a study whose modules
+live outside the package get them shipped by Ray."""
 
 from __future__ import annotations
 
+import shutil
+import sys
 import threading
 
 import pytest
@@ -10,20 +14,26 @@ from ray.cluster_utils import Cluster
 
 from pipelines.runner import StudyState, start_study
 from pipelines.tracking import RESUMED_FROM, TRIAL_STARTS
-from tests.pipeline_helpers import trial_runs, wait_for, write_study
+from tests.pipeline_helpers import ROOT, trial_runs, wait_for, write_study
+
+pytestmark = pytest.mark.xdist_group("cluster")  # one worker runs the module: one cluster
 
 
-@pytest.fixture
-def cluster():
+@pytest.fixture(scope="module")
+def cluster(_ray_instance):
+    if _ray_instance.is_initialized():  # this process must connect to the cluster, not to the shared instance
+        _ray_instance.shutdown()
     c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})  # trials only run on worker nodes
+    c.add_node(num_cpus=2)
+    c.wait_for_nodes()
+    assert c.address.startswith("127.0.0.1:")
     yield c
+    if _ray_instance.is_initialized():  # a study that failed half-way may have left its connection open
+        _ray_instance.shutdown()
     c.shutdown()
 
 
 def test_study_by_address_survives_a_killed_worker_node(cluster, tmp_path):
-    worker = cluster.add_node(num_cpus=2)
-    cluster.wait_for_nodes()
-    assert cluster.address.startswith("127.0.0.1:")
     study = write_study(tmp_path / "cluster.yaml", "on_cluster", {"xavier": {"set": {"init.name": "xavier_normal"}},
                                                                   "sfli": {"set": {"init.name": "sfli"}}},
                         steps=2000, log_every=50, seeds=[0], retries=3)
@@ -41,7 +51,7 @@ def test_study_by_address_survives_a_killed_worker_node(cluster, tmp_path):
     driver.start()
 
     def a_trial_past_a_checkpoint():
-        if not StudyState.path(runs_folder, "on_cluster").exists():  # the store is complete (see test_resume)
+        if not StudyState.path(runs_folder, "on_cluster").exists():  # the store is complete
             return None
         try:
             runs = trial_runs(uri, "on_cluster", "evaluate")
@@ -55,6 +65,7 @@ def test_study_by_address_survives_a_killed_worker_node(cluster, tmp_path):
         return None
 
     victim = wait_for(a_trial_past_a_checkpoint, timeout=240, every=0.2, what="a running trial")
+    worker = next(n for n in cluster.list_all_nodes() if n is not cluster.head_node)
     cluster.remove_node(worker)  # kill the node mid-trial
     cluster.add_node(num_cpus=2)  # capacity comes back; the trial must resume from its checkpoint
     driver.join(timeout=400)
@@ -73,3 +84,20 @@ def test_study_by_address_survives_a_killed_worker_node(cluster, tmp_path):
     steps = [m.step for m in client.get_metric_history(victim, "train/loss")]
     assert sorted(steps) == list(range(0, 2001, 50))  # … continued, and no step was logged twice
     assert killed.data.metrics["final/step"] == 2000
+
+
+def test_user_modules_reach_cluster_workers_through_ray(cluster, tmp_path, monkeypatch):
+    """On a cluster the trials get the user's package from Ray (py_modules), not from the driver's disk: the
+    study is copied to a folder that the workers never see on their sys.path."""
+    copy = tmp_path / "ext"
+    shutil.copytree(ROOT / "examples" / "poisson3d", copy, ignore=shutil.ignore_patterns("__pycache__"))
+    (copy / "my_sfli_ext").rename(copy / "my_ext_shipped")  # a name no other test has imported
+    text = (copy / "study.yaml").read_text().replace("my_sfli_ext.", "my_ext_shipped.")
+    (copy / "study.yaml").write_text(text.replace("name: poisson3d_extension", "name: shipped"))
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the driver's own path change is undone afterwards
+    state = start_study(str(copy / "study.yaml"), smoke=True, address=cluster.address, runs=str(tmp_path / "runs"),
+                        overrides=["evaluate.seeds=[0]", "search.trials=1"])
+    assert state.status == "finished"
+    runs = trial_runs(state.tracking_uri, "shipped", "evaluate")
+    assert sorted(r.data.tags["arm"] for r in runs) == ["lecun", "sfli", "xavier"]
+    assert all(r.data.tags["status"] == "finished" for r in runs)

@@ -1,0 +1,271 @@
+"""Kill → resume, once per phase: a study's driver subprocess is stopped gracefully (SIGTERM in the search,
+SIGINT in a packed evaluation), then the driver that resumes it is killed (SIGKILL) in the same phase, and
+`sfli resume` finishes it. After every resume: one MLflow run per trial (no orphan of an interrupted one),
+nothing left running, no finished trial trained again, every logging step recorded once; a graceful stop
+leaves a study that says how to continue it and refuses a plain re-run; a killed driver's Ray helpers and
+session folder are gone once the study is resumed; a packed study records what the same study unpacked
+records."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from pipelines.cli import main
+from pipelines.runner import StudyState, resume_study, start_study
+from pipelines.tracking import RESUMED_FROM, TRIAL_STARTS
+from tests.pipeline_helpers import ROOT, stop_group, trial_runs, wait_for, write_study
+
+ARMS = {"xavier": {"set": {"init.name": "xavier_normal"}},
+        "sfli": {"set": {"init.name": "sfli"},
+                 "search": {"init.scale": {"type": "log_uniform", "low": 0.5, "high": 2.0}}}}
+
+
+@dataclass
+class Driver:
+    """A `sfli run` or `sfli resume` subprocess in its own process group (so that SIGINT reaches it as Ctrl-C
+    would), its output in a log file."""
+
+    proc: subprocess.Popen
+    log: Path
+
+    @classmethod
+    def start(cls, tmp_path: Path, *args: str, env: dict | None = None) -> Driver:
+        log = tmp_path / f"driver-{len(list(tmp_path.glob('driver-*.log')))}.log"
+        with open(log, "w") as out:
+            proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", *args], cwd=ROOT, stdout=out,
+                                    stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        return cls(proc, log)
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+    def stop(self, sig: int, when, what: str) -> int:
+        """Send ``sig`` once ``when()`` holds; the driver's exit code (SIGKILL: -9)."""
+        try:
+            try:
+                wait_for(when, timeout=300, every=0.2, what=what)
+            except TimeoutError:
+                raise AssertionError(self.output()[-4000:]) from None
+            os.kill(self.proc.pid, sig)  # the driver only: after SIGKILL its Ray helpers live on, as after a crash
+            return self.proc.wait(timeout=120)
+        finally:
+            if self.proc.poll() is None:
+                stop_group(self.proc, signal.SIGKILL)
+
+
+class Study:
+    def __init__(self, tmp_path: Path, name: str, **spec):
+        self.tmp_path, self.name = tmp_path, name
+        self.file = write_study(tmp_path / f"{name}.yaml", name, ARMS, **spec)
+        self.runs = tmp_path / "runs"
+        self.uri = f"sqlite:///{self.runs / 'mlflow.db'}"
+
+    def state(self) -> dict | None:
+        path = StudyState.path(self.runs, self.name)
+        # the driver writes its state once the store exists: reading the store earlier would race its creation
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def runs_with(self, phase: str, status: str) -> list:
+        if self.state() is None:
+            return []
+        try:
+            return [r for r in trial_runs(self.uri, self.name, phase) if r.data.tags["status"] == status]
+        except Exception:  # the store is being created
+            return []
+
+    def finished_starts(self) -> dict[str, int]:
+        """Run id → how many times its trial started, of every run finished by now."""
+        client = MlflowClient(self.uri)
+        return {r.info.run_id: len(client.get_metric_history(r.info.run_id, TRIAL_STARTS))
+                for r in trial_runs(self.uri, self.name) if r.data.tags["status"] == "finished"}
+
+    def stopped_gracefully(self, driver: Driver, code: int, phase: str, capsys) -> None:
+        out = driver.output()
+        assert code == 130, out[-3000:]  # as after Ctrl-C
+        assert "interrupted" in out and f"sfli resume {self.name}" in out, out[-3000:]
+        state = self.state()
+        assert state["status"] == "interrupted" and "evaluate" not in state["done"]
+        assert (phase == "evaluate") == any(k.startswith("search-") for k in state["done"])
+        left = trial_runs(self.uri, self.name)  # nobody writes to them now: none stays "running"
+        assert all(r.data.tags["status"] != "running" and r.info.status != "RUNNING" for r in left)
+        assert main(["status", self.name, "--runs-dir", str(self.runs)]) == 0
+        out = capsys.readouterr().out
+        assert f"{self.name}: interrupted" in out and f"sfli resume {self.name}" in out, out
+        assert main(["run", str(self.file), "--runs-dir", str(self.runs)]) == 2  # not a new execution
+        assert f"sfli resume {self.name}" in capsys.readouterr().err
+
+    def resume_in_process(self, capsys) -> None:
+        """`sfli resume` without its closing report (tested with the tracking server), on the shared Ray."""
+        assert resume_study(self.name, runs=str(self.runs)).status == "finished"
+        out = capsys.readouterr().out
+        assert f"study '{self.name}' finished" in out, out[-3000:]
+
+    def completed_once(self, finished_before: dict[str, int], steps: int, log_every: int, search: int,
+                       evaluate: list[tuple[str, str]]) -> MlflowClient:
+        """One run per trial, all finished; a run finished before an interruption never started again (as many
+        starts now as then); every logging step of every run recorded exactly once."""
+        client = MlflowClient(self.uri)
+        search_runs, evaluate_runs = trial_runs(self.uri, self.name, "search"), trial_runs(self.uri, self.name,
+                                                                                            "evaluate")
+        assert len(search_runs) == search, [(r.data.tags["trial_id"], r.data.tags["status"]) for r in search_runs]
+        assert sorted((r.data.tags["arm"], r.data.tags["seed"]) for r in evaluate_runs) == sorted(evaluate)
+        for run in search_runs + evaluate_runs:
+            assert run.data.tags["status"] == "finished" and run.info.status == "FINISHED", run.info.run_name
+            starts = client.get_metric_history(run.info.run_id, TRIAL_STARTS)
+            if run.info.run_id in finished_before:
+                assert len(starts) == finished_before[run.info.run_id], run.info.run_name  # never re-trained
+            logged = [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")]
+            assert sorted(logged) == list(range(0, steps + 1, log_every)), run.info.run_name
+        return client
+
+
+@pytest.fixture
+def killed_driver_env(tmp_path) -> tuple[dict, Path]:
+    """The driver's environment with a HOME of its own: a loopback Ray instance must write no token there."""
+    home = tmp_path / "home"
+    home.mkdir()
+    return {k: v for k, v in os.environ.items() if k != "RAY_AUTH_MODE"} | {"HOME": str(home)}, home
+
+
+def test_search_stopped_then_killed_resumes_without_orphans_or_leftovers(tmp_path, capsys, local_ray,
+                                                                        killed_driver_env):
+    """SIGTERM during the search (graceful), then SIGKILL of the resuming driver, still in the search (a trial
+    Tune lost with the driver is discarded, not counted twice; its Ray helpers outlive it)."""
+    env, home = killed_driver_env
+    study = Study(tmp_path, "search_cut", steps=400, seeds=[0, 1], search_trials=4)
+    driver = Driver.start(tmp_path, "run", str(study.file), "--runs-dir", str(study.runs), "--num-cpus", "2",
+                          env=env)
+    code = driver.stop(signal.SIGTERM, lambda: len(study.runs_with("search", "finished")) >= 1,
+                       "a finished search trial")
+    study.stopped_gracefully(driver, code, "search", capsys)
+    finished_before = study.finished_starts()
+    assert len(finished_before) < 4, "the search was over before it could be interrupted"
+    assert set(finished_before.values()) == {1}
+
+    driver = Driver.start(tmp_path, "resume", study.name, "--runs-dir", str(study.runs), "--num-cpus", "2", env=env)
+    code = driver.stop(signal.SIGKILL, lambda: (study.state() or {}).get("ray_session") and len(
+        study.runs_with("search", "finished")) > len(finished_before) and study.runs_with("search", "running"),
+        "one more finished search trial, and the next one under way")
+    assert code == -signal.SIGKILL
+    session = study.state()["ray_session"]
+    assert session and os.path.isdir(session) and "search-" not in "".join(study.state()["done"])
+    finished_before = study.finished_starts() | finished_before
+    status = main(["status", study.name, "--runs-dir", str(study.runs)])
+    assert status == 0 and f"{study.name}: interrupted: its driver is gone" in capsys.readouterr().out
+
+    study.resume_in_process(capsys)
+    study.completed_once(finished_before, 400, 20, search=4,
+                         evaluate=[(arm, str(s)) for arm in ("xavier", "sfli") for s in (0, 1)])
+    assert not os.path.exists(session)  # the session folder Ray would keep for ever …
+    assert [p for p in os.listdir("/proc") if p.isdigit() and _cmdline_has(p, session)] == []  # … its helpers
+    assert not (home / ".ray" / "auth_token").exists()  # a loopback instance needs no token
+
+
+PACKED_STEPS = 2400  # about 3 s of training per pack here: room to interrupt one twice
+
+
+def packed_study(tmp_path: Path, name: str, pack) -> Study:
+    study = Study(tmp_path, name, steps=PACKED_STEPS, seeds=[0, 1, 2], search_trials=2,
+                  resources={"cpus": 1, "pack": pack})
+    # float64, and a learning rate at which Adam has no loss spikes: a spike amplifies round-off (the
+    # batched products' last bits) to ~1e-6 within 100 steps, which would hide what this test checks
+    text = study.file.read_text().replace(f"steps: {PACKED_STEPS}", f"steps: {PACKED_STEPS}\n    dtype: float64\n"
+                                                                    "    n_train: 128\n    lr: 3.0e-4")
+    study.file.write_text(text.replace("- 1000\n", "- 1000\n  - 1001\n"))  # two search seeds: a search trial packs
+    return study
+
+
+def curves(uri: str, study: str) -> dict:
+    """(phase, arm, seed or searched knob) → {metric: [(step, value)]} of every trial run (timings left out)."""
+    client = MlflowClient(uri)
+    out = {}
+    for run in trial_runs(uri, study):
+        tags = run.data.tags
+        keys = [k for k in run.data.metrics if not k.startswith(("time/", "trial/", "target/seconds"))]
+        if tags["phase"] == "search":
+            key = ("search", tags["arm"], round(float(run.data.params["search.init.scale"]), 12)) \
+                if "search.init.scale" in run.data.params else ("search", tags["arm"], tags["trial_id"])
+        else:
+            key = ("evaluate", tags["arm"], tags["seed"])
+        assert key not in out, key  # exactly one run per member
+        out[key] = {k: sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, k))
+                    for k in keys}
+    return out
+
+
+def test_packed_evaluation_stopped_then_killed_resumes_from_checkpoints_as_the_unpacked_study(tmp_path, capsys,
+                                                                                              local_ray):
+    """SIGINT (Ctrl-C) during a packed evaluation, then SIGKILL of the resuming driver, still in the evaluation:
+    the packs continue from their last checkpoints in the same runs, and every run records what the same study
+    unpacked (trained in-process, uninterrupted) records."""
+    unpacked = packed_study(tmp_path, "unpacked", 1)
+    assert start_study(str(unpacked.file), runs=str(unpacked.runs)).status == "finished"
+
+    study = packed_study(tmp_path, "packed", 3)
+    client = MlflowClient(study.uri)
+
+    def packs_at(low: int, high: int):
+        """A pack under way whose members have logged up to a step in [low, high)."""
+        for run in study.runs_with("evaluate", "running"):
+            logged = [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")]
+            if logged and low <= max(logged) < high:
+                return True
+        return None
+
+    driver = Driver.start(tmp_path, "run", str(study.file), "--runs-dir", str(study.runs), "--num-cpus", "2")
+    code = driver.stop(signal.SIGINT, lambda: packs_at(100, PACKED_STEPS // 3), "an evaluate pack under way")
+    printed = driver.output()
+    assert "[search sfli] search seeds in packs of 2 (pack: 3)" in printed
+    assert "sfli, xavier: 6 runs in packs of up to 3 (pack: 3)" in printed
+    study.stopped_gracefully(driver, code, "evaluate", capsys)
+    finished_before = study.finished_starts()
+    assert set(finished_before.values()) == {1}
+    stopped_at = max(m.step for r in trial_runs(study.uri, "packed", "evaluate")
+                     for m in client.get_metric_history(r.info.run_id, "train/loss"))
+
+    driver = Driver.start(tmp_path, "resume", study.name, "--runs-dir", str(study.runs), "--num-cpus", "2")
+    code = driver.stop(signal.SIGKILL, lambda: packs_at(stopped_at + 100, PACKED_STEPS - 200),
+                       "a resumed pack past the point where it was stopped")
+    assert code == -signal.SIGKILL
+    finished_before = study.finished_starts() | finished_before
+    assert main(["status", study.name, "--runs-dir", str(study.runs)]) == 0
+    assert f"{study.name}: interrupted: its driver is gone" in capsys.readouterr().out
+
+    study.resume_in_process(capsys)
+    client = study.completed_once(finished_before, PACKED_STEPS, 20, search=2,
+                                  evaluate=[(arm, str(s)) for arm in ("xavier", "sfli") for s in (0, 1, 2)])
+    evaluate = trial_runs(study.uri, "packed", "evaluate")
+    assert len({r.data.tags["trial_id"] for r in evaluate}) == 2  # 2 trials of 3 runs
+    assert {r.data.params["pack.size"] for r in evaluate} == {"3"}
+    restarted = {r.info.run_id: [m.value for m in client.get_metric_history(r.info.run_id, RESUMED_FROM)]
+                 for r in evaluate if len(client.get_metric_history(r.info.run_id, TRIAL_STARTS)) > 1}
+    assert restarted  # the cut packs continued in the same runs …
+    for resumed in restarted.values():  # … from their last checkpoints (or from 0 where they had none):
+        # checkpoints every 2 logging steps (steps 20, 60, 100, …) hold the next step to run, 21, 61, 101, …
+        assert all(step == 0 or (step - 21) % 40 == 0 for step in resumed), resumed
+    assert max(max(resumed) for resumed in restarted.values()) >= 61  # not all from scratch
+
+    packed, reference = curves(study.uri, "packed"), curves(study.uri, "unpacked")
+    assert packed.keys() == reference.keys()
+    for key, metrics in reference.items():
+        assert packed[key].keys() == metrics.keys(), key
+        for name, points in metrics.items():
+            for (s1, v1), (s2, v2) in zip(points, packed[key][name], strict=True):
+                assert s1 == s2 and abs(v1 - v2) <= 1e-10 * max(abs(v1), 1e-12), (key, name, s1, v1, v2)
+
+
+def _cmdline_has(pid: str, text: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return text.encode() in f.read()
+    except OSError:
+        return False

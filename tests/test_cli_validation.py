@@ -1,0 +1,74 @@
+"""What the command line refuses before anything runs, called in-process (`pipelines.cli.main`, as the `sfli`
+command calls it): bad study files, unreachable clusters and tracking servers, a file store on a cluster, a
+UI port in use. Each exits 2 with a message naming the cause, and writes nothing."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+import yaml
+
+from pipelines.cli import main
+from tests.pipeline_helpers import free_port, write_study
+
+XAVIER = {"xavier": {"set": {"init.name": "xavier_normal"}}}
+
+BAD = {
+    "unknown_key": ({"arms": {"a": {"set": {"init.name": "sfli"}}}, "serch": {}}, "serch: unknown key"),
+    "wrong_type": ({"arms": {"a": {"set": {"train.steps": "many"}}}}, "arms.a: train.steps: Input should be"),
+    "unknown_init": ({"arms": {"a": {"set": {"init.name": "lecun"}}}}, "unknown initialisation 'lecun'"),
+    "unknown_task": ({"base": {"task": {"name": "poisson9d"}}, "arms": {"a": {}}}, "unknown task 'poisson9d'"),
+    "empty_search": ({"arms": {"a": {"search": {}}}}, "arms.a: search: empty search space"),
+    "unknown_knob": ({"arms": {"a": {"search": {"init.scal": {"type": "uniform", "low": 0.1, "high": 1}}}}},
+                     "arms.a.search.init.scal"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_study_files_exit_2_and_write_nothing(tmp_path, capsys, case):
+    body, message = BAD[case]
+    path = tmp_path / f"{case}.yaml"
+    path.write_text(yaml.safe_dump({"name": case, **body}))
+    assert main(["run", str(path), "--runs-dir", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and str(path) in err, err
+    assert not (tmp_path / "runs").exists()  # no store, no experiment, nothing
+
+
+def test_unreachable_cluster_and_tracking_server_fail_fast_and_write_nothing(tmp_path, capsys):
+    study = write_study(tmp_path / "s.yaml", "unreachable", XAVIER, seeds=[0])
+    runs = str(tmp_path / "runs")
+    closed = free_port  # nothing listens on a port just handed out and released
+    t0 = time.time()
+    assert main(["run", str(study), "--runs-dir", runs, "--address", f"127.0.0.1:{closed()}",
+                 "--tracking-uri", f"http://127.0.0.1:{closed()}"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot reach" in err and "Traceback" not in err and time.time() - t0 < 30, err
+    t0 = time.time()
+    assert main(["run", str(study), "--runs-dir", runs, "--tracking-uri", f"http://127.0.0.1:{closed()}"]) == 2
+    err = capsys.readouterr().err
+    assert "tracking server" in err and time.time() - t0 < 30, err
+    assert main(["run", str(study), "--runs-dir", runs, "--address", f"127.0.0.1:{closed()}"]) == 2
+    err = capsys.readouterr().err
+    assert "Ray cluster" in err and time.time() - t0 < 60, err
+    assert not (tmp_path / "runs" / "studies").exists()  # no state written: the next run is not "interrupted"
+
+
+def test_a_cluster_needs_a_tracking_server_every_node_reaches(tmp_path, capsys):
+    study = write_study(tmp_path / "s.yaml", "local_store", XAVIER, seeds=[0])
+    # refused before any connection is tried (the .invalid name would never resolve anyway)
+    assert main(["run", str(study), "--runs-dir", str(tmp_path / "runs"), "--address",
+                 "ray://ray-head.invalid:10001"]) == 2
+    err = capsys.readouterr().err
+    assert "tracking server" in err and "mlflow server" in err and "--tracking-uri" in err
+    assert not (tmp_path / "runs" / "studies").exists()
+
+
+def test_ui_refuses_a_taken_port(tmp_path, capsys):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        assert main(["ui", "--runs-dir", str(tmp_path), "--port", str(s.getsockname()[1])]) == 2
+    assert "in use" in capsys.readouterr().err
