@@ -178,13 +178,13 @@ def _drive(state: StudyState, folder: Path, num_cpus: int | None, experiment: Fu
             wait([experiment])  # never leave the store half-created behind an early failure
             if not state.experiment_id and experiment.exception() is None:
                 state.experiment_id = experiment.result()
+        if session is not None:  # first: a trial still starting could otherwise open a run after the closing
+            disconnect(session)
         if state.status != FINISHED and state.experiment_id:  # nobody writes to them now: none stays "running"
             try:
                 Tracker(state.tracking_uri).close_running(state.experiment_id, study.name, state.execution)
             except TrackingUnavailable as err:  # resume reopens them; the state below must still be saved
                 print(f"could not close the study's open runs: {err}", flush=True)
-        if session is not None:
-            disconnect(session)
         state.ray_session = None
         state.save(folder)
     where = f"MLflow experiment '{study.name}' at {state.tracking_uri}"

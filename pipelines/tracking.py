@@ -166,10 +166,14 @@ class Tracker:
         return self.client.search_runs([experiment_id], filter_string=query, max_results=50000)
 
     def close_running(self, experiment_id: str, study: str, execution: int) -> None:
-        """Close as ``stopped`` every run of the execution still marked running (its trial was stopped with the
-        driver); a resumed trial reopens its run."""
-        for run in self.trial_runs(experiment_id, study, execution, status=Status.RUNNING):
-            self.finish(run.info.run_id, Status.STOPPED)
+        """Close as ``stopped`` every run of the execution still running by its sfli status or by MLflow's (a
+        trial stopped with the driver, perhaps between the two writes that close a run); a resumed trial
+        reopens its run."""
+        running = {r.info.run_id for r in self.trial_runs(experiment_id, study, execution, status=Status.RUNNING)}
+        running |= {r.info.run_id for r in self.trial_runs(experiment_id, study, execution)
+                    if r.info.status == "RUNNING"}
+        for run_id in sorted(running):
+            self.finish(run_id, Status.STOPPED)
 
     def discard_orphans(self, experiment_id: str, study: str, execution: int, phase: str, arm: str | None,
                         variant: str | None, keep: set[str]) -> int:

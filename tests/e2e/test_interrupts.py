@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,11 +49,11 @@ class Driver:
     def output(self) -> str:
         return self.log.read_text()
 
-    def stop(self, sig: int, when, what: str) -> int:
+    def stop(self, sig: int, when, what: str, every: float = 0.05) -> int:
         """Send ``sig`` once ``when()`` holds; the driver's exit code (SIGKILL: -9)."""
         try:
             try:
-                wait_for(when, timeout=300, every=0.2, what=what)
+                wait_for(when, timeout=300, every=every, what=what)
             except TimeoutError:
                 raise AssertionError(self.output()[-4000:]) from None
             os.kill(self.proc.pid, sig)  # the driver only: after SIGKILL its Ray helpers live on, as after a crash
@@ -74,13 +75,21 @@ class Study:
         # the driver writes its state once the store exists: reading the store earlier would race its creation
         return json.loads(path.read_text()) if path.exists() else None
 
-    def runs_with(self, phase: str, status: str) -> list:
-        if self.state() is None:
-            return []
+    def finished(self, phase: str) -> int:
+        """Runs of the phase finished by now (read from the store, which its creator may still be creating)."""
+        if self.state() is None:  # the driver writes its state once the store exists
+            return 0
         try:
-            return [r for r in trial_runs(self.uri, self.name, phase) if r.data.tags["status"] == status]
-        except Exception:  # the store is being created
-            return []
+            return sum(r.data.tags["status"] == "finished" for r in trial_runs(self.uri, self.name, phase))
+        except Exception:
+            return 0
+
+    def checkpoints(self, phase: str, since: float) -> list[int]:
+        """Per trial of the phase, the checkpoints it wrote since ``since``. A training trial writes one every
+        2 logging steps straight into the runs folder: live progress, read cheaply and often."""
+        counts = [sum(c.stat().st_mtime >= since for c in trial.glob("checkpoint_*"))
+                  for trial in (self.runs / "ray").glob(f"{self.name}-e1-{phase}*/*/")]
+        return [n for n in counts if n]
 
     def finished_starts(self) -> dict[str, int]:
         """Run id → how many times its trial started, of every run finished by now."""
@@ -96,7 +105,8 @@ class Study:
         assert state["status"] == "interrupted" and "evaluate" not in state["done"]
         assert (phase == "evaluate") == any(k.startswith("search-") for k in state["done"])
         left = trial_runs(self.uri, self.name)  # nobody writes to them now: none stays "running"
-        assert all(r.data.tags["status"] != "running" and r.info.status != "RUNNING" for r in left)
+        assert [(r.info.run_name, r.data.tags["status"], r.info.status) for r in left
+                if r.data.tags["status"] == "running" or r.info.status == "RUNNING"] == []
         assert main(["status", self.name, "--runs-dir", str(self.runs)]) == 0
         out = capsys.readouterr().out
         assert f"{self.name}: interrupted" in out and f"sfli resume {self.name}" in out, out
@@ -141,20 +151,19 @@ def test_search_stopped_then_killed_resumes_without_orphans_or_leftovers(tmp_pat
     """SIGTERM during the search (graceful), then SIGKILL of the resuming driver, still in the search (a trial
     Tune lost with the driver is discarded, not counted twice; its Ray helpers outlive it)."""
     env, home = killed_driver_env
-    study = Study(tmp_path, "search_cut", steps=400, seeds=[0, 1], search_trials=4)
+    study = Study(tmp_path, "search_cut", steps=200, seeds=[0, 1], search_trials=4)
     driver = Driver.start(tmp_path, "run", str(study.file), "--runs-dir", str(study.runs), "--num-cpus", "2",
                           env=env)
-    code = driver.stop(signal.SIGTERM, lambda: len(study.runs_with("search", "finished")) >= 1,
-                       "a finished search trial")
+    code = driver.stop(signal.SIGTERM, lambda: study.finished("search") >= 1, "a finished search trial", every=0.3)
     study.stopped_gracefully(driver, code, "search", capsys)
     finished_before = study.finished_starts()
     assert len(finished_before) < 4, "the search was over before it could be interrupted"
     assert set(finished_before.values()) == {1}
 
+    started = time.time()
     driver = Driver.start(tmp_path, "resume", study.name, "--runs-dir", str(study.runs), "--num-cpus", "2", env=env)
-    code = driver.stop(signal.SIGKILL, lambda: (study.state() or {}).get("ray_session") and len(
-        study.runs_with("search", "finished")) > len(finished_before) and study.runs_with("search", "running"),
-        "one more finished search trial, and the next one under way")
+    code = driver.stop(signal.SIGKILL, lambda: (study.state() or {}).get("ray_session") and study.checkpoints(
+        "search", started), "a search trial training again")
     assert code == -signal.SIGKILL
     session = study.state()["ray_session"]
     assert session and os.path.isdir(session) and "search-" not in "".join(study.state()["done"])
@@ -163,14 +172,14 @@ def test_search_stopped_then_killed_resumes_without_orphans_or_leftovers(tmp_pat
     assert status == 0 and f"{study.name}: interrupted: its driver is gone" in capsys.readouterr().out
 
     study.resume_in_process(capsys)
-    study.completed_once(finished_before, 400, 20, search=4,
+    study.completed_once(finished_before, 200, 20, search=4,
                          evaluate=[(arm, str(s)) for arm in ("xavier", "sfli") for s in (0, 1)])
     assert not os.path.exists(session)  # the session folder Ray would keep for ever …
     assert [p for p in os.listdir("/proc") if p.isdigit() and _cmdline_has(p, session)] == []  # … its helpers
     assert not (home / ".ray" / "auth_token").exists()  # a loopback instance needs no token
 
 
-PACKED_STEPS = 2400  # about 3 s of training per pack here: room to interrupt one twice
+PACKED_STEPS = 1200
 
 
 def packed_study(tmp_path: Path, name: str, pack) -> Study:
@@ -213,30 +222,24 @@ def test_packed_evaluation_stopped_then_killed_resumes_from_checkpoints_as_the_u
     study = packed_study(tmp_path, "packed", 3)
     client = MlflowClient(study.uri)
 
-    def packs_at(low: int, high: int):
-        """A pack under way whose members have logged up to a step in [low, high)."""
-        for run in study.runs_with("evaluate", "running"):
-            logged = [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")]
-            if logged and low <= max(logged) < high:
-                return True
-        return None
-
     driver = Driver.start(tmp_path, "run", str(study.file), "--runs-dir", str(study.runs), "--num-cpus", "2")
-    code = driver.stop(signal.SIGINT, lambda: packs_at(100, PACKED_STEPS // 3), "an evaluate pack under way")
+    # checkpoints at steps 20, 60, 100, …: a pack with 3 to 9 of them is between steps 100 and 400
+    code = driver.stop(signal.SIGINT, lambda: any(3 <= n < 10 for n in study.checkpoints("evaluate", 0)),
+                       "an evaluate pack under way")
     printed = driver.output()
     assert "[search sfli] search seeds in packs of 2 (pack: 3)" in printed
     assert "sfli, xavier: 6 runs in packs of up to 3 (pack: 3)" in printed
     study.stopped_gracefully(driver, code, "evaluate", capsys)
     finished_before = study.finished_starts()
     assert set(finished_before.values()) == {1}
-    stopped_at = max(m.step for r in trial_runs(study.uri, "packed", "evaluate")
-                     for m in client.get_metric_history(r.info.run_id, "train/loss"))
 
+    started = time.time()
     driver = Driver.start(tmp_path, "resume", study.name, "--runs-dir", str(study.runs), "--num-cpus", "2")
-    code = driver.stop(signal.SIGKILL, lambda: packs_at(stopped_at + 100, PACKED_STEPS - 200),
-                       "a resumed pack past the point where it was stopped")
+    code = driver.stop(signal.SIGKILL, lambda: any(n >= 3 for n in study.checkpoints("evaluate", started)),
+                       "a resumed pack 120 steps on")
     assert code == -signal.SIGKILL
     finished_before = study.finished_starts() | finished_before
+    assert 2 <= len(finished_before) < 2 + 6  # both search trials, not every evaluate run
     assert main(["status", study.name, "--runs-dir", str(study.runs)]) == 0
     assert f"{study.name}: interrupted: its driver is gone" in capsys.readouterr().out
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 from pipelines.cli import main
+from pipelines.runner import start_study
 from tests.pipeline_helpers import ROOT, stop_group, trial_runs, write_study
 
 XAVIER = {"set": {"init.name": "xavier_normal"}}
@@ -17,9 +18,10 @@ def test_running_a_finished_study_again_is_a_new_execution(tmp_path, capsys, loc
     study = write_study(tmp_path / "s.yaml", "again", {"xavier": XAVIER, "sfli": {"set": {"init.name": "sfli"}}},
                         seeds=[0])
     runs = str(tmp_path / "runs")
-    assert main(["run", str(study), "--runs-dir", runs]) == 0, capsys.readouterr().err[-3000:]
+    assert start_study(str(study), runs=runs).execution == 1
     capsys.readouterr()
-    assert main(["run", str(study), "--runs-dir", runs, "--set", "base.train.lr=3e-3"]) == 0
+    second = start_study(str(study), runs=runs, overrides=["base.train.lr=3e-3"])
+    assert second.status == "finished" and second.execution == 2
     assert "execution 2" in capsys.readouterr().out
     uri = f"sqlite:///{tmp_path / 'runs' / 'mlflow.db'}"
     runs_found = trial_runs(uri, "again", "evaluate")
