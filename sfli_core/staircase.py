@@ -27,7 +27,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import ruptures as rpt
 from scipy.stats import spearmanr
 
 MIN_SIZE = 3  # logging points per piece: a level or a slope must persist
@@ -66,6 +65,8 @@ def rank_levels(rank: np.ndarray) -> list[tuple[int, int]]:
         return [(0, n - 1)]
     # not the MAD here: a rank's differences are mostly 0 and its noise is ±1 blips, which a MAD of 0 ignores
     pen = LEVEL_PARAMS * max(float(np.mean(np.diff(rank) ** 2)) / 2, 1 / 12) * math.log(n)
+    import ruptures as rpt  # here, not at the top: a trial imports this module for its figures, never Pelt
+
     ends = rpt.Pelt(model="l2", min_size=MIN_SIZE, jump=1).fit(rank.reshape(-1, 1)).predict(pen=max(pen, 1e-9))
     return _pieces(ends)
 
@@ -87,6 +88,8 @@ def loss_pieces(step: np.ndarray, loss: np.ndarray) -> list[tuple[int, int]]:
     pen = LINEAR_PARAMS * max(_variance(np.diff(y, 2) / math.sqrt(6)), RESOLUTION ** 2) * math.log(n)
     t = np.asarray(step, dtype=float) / max(float(step[-1] - step[0]), 1.0)
     signal = np.column_stack([y, t, np.ones(n)])  # ruptures' linear cost: y regressed on (t, 1) per piece
+    import ruptures as rpt
+
     ends = rpt.Pelt(model="linear", min_size=MIN_SIZE, jump=1).fit(signal).predict(pen=max(pen, 1e-12))
     return _pieces(ends)
 

@@ -15,7 +15,7 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 import pytest  # noqa: E402
 
-pytest.register_assert_rewrite("tests.pipeline_helpers")  # its check_* helpers report like test assertions
+pytest.register_assert_rewrite("tests.pipeline_helpers", "tests.e2e.interrupts")  # helpers that assert
 
 import torch  # noqa: E402
 

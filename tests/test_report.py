@@ -15,8 +15,6 @@ from analysis.formats import latex_escape
 from analysis.report import build_report
 from pipelines.reporting import report
 
-pytestmark = pytest.mark.xdist_group("toy_store")  # one worker: the toy store and report built once
-
 STEPS = [0, 100, 200, 300, 400]
 
 

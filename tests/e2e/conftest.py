@@ -9,6 +9,7 @@ a copy (``copy_runs``)."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 from dataclasses import dataclass
@@ -60,12 +61,21 @@ class FinishedStudy:
 @pytest.fixture(scope="session")
 def quickstart(tmp_path_factory) -> FinishedStudy:
     """`sfli run studies/quickstart.yaml --smoke` in a driver subprocess, as a user runs the main job: search,
-    paired evaluation, the report printed and recorded. Read-only for the tests that share it."""
-    runs = tmp_path_factory.mktemp("quickstart") / "runs"
-    proc = sfli_cli("run", "studies/quickstart.yaml", "--smoke", "--runs-dir", str(runs), "--num-cpus", "2",
-                    timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return FinishedStudy("quickstart", runs, proc.stdout)
+    paired evaluation, the report printed and recorded. Read-only for the tests that share it. Run once per
+    test session: its folder is shared by the session's xdist workers (whichever asks first runs it, under a
+    file lock) and survives a re-setup of the fixture."""
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # the session's folder, above each worker's own
+    folder = shared / "quickstart"
+    with open(shared / "quickstart.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / "stdout.txt").exists():
+            proc = sfli_cli("run", "studies/quickstart.yaml", "--smoke", "--runs-dir", str(folder / "runs"),
+                            "--num-cpus", "2", timeout=600)
+            assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+            (folder / "stdout.txt").write_text(proc.stdout)
+    return FinishedStudy("quickstart", folder / "runs", (folder / "stdout.txt").read_text())
 
 
 def copy_runs(source: Path, target: Path) -> Path:

@@ -16,8 +16,6 @@ from pipelines.runner import StudyState, start_study
 from pipelines.tracking import RESUMED_FROM, TRIAL_STARTS
 from tests.pipeline_helpers import ROOT, trial_runs, wait_for, write_study
 
-pytestmark = pytest.mark.xdist_group("cluster")  # one worker runs the module: one cluster
-
 
 @pytest.fixture(scope="module")
 def cluster(_ray_instance):

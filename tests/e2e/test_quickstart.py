@@ -30,8 +30,6 @@ from tests.pipeline_helpers import (
     wait_for,
 )
 
-pytestmark = pytest.mark.xdist_group("quickstart")  # one worker: the study and its UI start once
-
 
 def test_the_main_job_prints_the_compact_table(quickstart):
     out = quickstart.stdout

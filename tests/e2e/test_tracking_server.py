@@ -32,8 +32,6 @@ from tests.pipeline_helpers import (
     write_study,
 )
 
-pytestmark = pytest.mark.xdist_group("tracking_server")  # one worker: one server
-
 STEPS, LOG_EVERY = 1500, 20
 ARMS = {"xavier": {"set": {"init.name": "xavier_normal"}}, "sfli": {"set": {"init.name": "sfli"}}}
 

@@ -1,10 +1,5 @@
-"""Kill → resume, once per phase: a study's driver subprocess is stopped gracefully (SIGTERM in the search,
-SIGINT in a packed evaluation), then the driver that resumes it is killed (SIGKILL) in the same phase, and
-`sfli resume` finishes it. After every resume: one MLflow run per trial (no orphan of an interrupted one),
-nothing left running, no finished trial trained again, every logging step recorded once; a graceful stop
-leaves a study that says how to continue it and refuses a plain re-run; a killed driver's Ray helpers and
-session folder are gone once the study is resumed; a packed study records what the same study unpacked
-records."""
+"""Helpers of the kill → resume tests (test_interrupt_search.py, test_interrupt_packed.py): a driver subprocess
+stopped by a signal once a condition holds, and a study read back from its runs folder and store."""
 
 from __future__ import annotations
 
@@ -13,16 +8,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 from mlflow.tracking import MlflowClient
 
 from pipelines.cli import main
-from pipelines.runner import StudyState, resume_study, start_study
-from pipelines.tracking import RESUMED_FROM, TRIAL_STARTS
+from pipelines.runner import StudyState, resume_study
+from pipelines.tracking import TRIAL_STARTS
 from tests.pipeline_helpers import ROOT, stop_group, trial_runs, wait_for, write_study
 
 ARMS = {"xavier": {"set": {"init.name": "xavier_normal"}},
@@ -138,47 +131,6 @@ class Study:
         return client
 
 
-@pytest.fixture
-def killed_driver_env(tmp_path) -> tuple[dict, Path]:
-    """The driver's environment with a HOME of its own: a loopback Ray instance must write no token there."""
-    home = tmp_path / "home"
-    home.mkdir()
-    return {k: v for k, v in os.environ.items() if k != "RAY_AUTH_MODE"} | {"HOME": str(home)}, home
-
-
-def test_search_stopped_then_killed_resumes_without_orphans_or_leftovers(tmp_path, capsys, local_ray,
-                                                                        killed_driver_env):
-    """SIGTERM during the search (graceful), then SIGKILL of the resuming driver, still in the search (a trial
-    Tune lost with the driver is discarded, not counted twice; its Ray helpers outlive it)."""
-    env, home = killed_driver_env
-    study = Study(tmp_path, "search_cut", steps=200, seeds=[0, 1], search_trials=4)
-    driver = Driver.start(tmp_path, "run", str(study.file), "--runs-dir", str(study.runs), "--num-cpus", "2",
-                          env=env)
-    code = driver.stop(signal.SIGTERM, lambda: study.finished("search") >= 1, "a finished search trial", every=0.3)
-    study.stopped_gracefully(driver, code, "search", capsys)
-    finished_before = study.finished_starts()
-    assert len(finished_before) < 4, "the search was over before it could be interrupted"
-    assert set(finished_before.values()) == {1}
-
-    started = time.time()
-    driver = Driver.start(tmp_path, "resume", study.name, "--runs-dir", str(study.runs), "--num-cpus", "2", env=env)
-    code = driver.stop(signal.SIGKILL, lambda: (study.state() or {}).get("ray_session") and study.checkpoints(
-        "search", started), "a search trial training again")
-    assert code == -signal.SIGKILL
-    session = study.state()["ray_session"]
-    assert session and os.path.isdir(session) and "search-" not in "".join(study.state()["done"])
-    finished_before = study.finished_starts() | finished_before
-    status = main(["status", study.name, "--runs-dir", str(study.runs)])
-    assert status == 0 and f"{study.name}: interrupted: its driver is gone" in capsys.readouterr().out
-
-    study.resume_in_process(capsys)
-    study.completed_once(finished_before, 200, 20, search=4,
-                         evaluate=[(arm, str(s)) for arm in ("xavier", "sfli") for s in (0, 1)])
-    assert not os.path.exists(session)  # the session folder Ray would keep for ever …
-    assert [p for p in os.listdir("/proc") if p.isdigit() and _cmdline_has(p, session)] == []  # … its helpers
-    assert not (home / ".ray" / "auth_token").exists()  # a loopback instance needs no token
-
-
 PACKED_STEPS = 1200
 
 
@@ -211,62 +163,7 @@ def curves(uri: str, study: str) -> dict:
     return out
 
 
-def test_packed_evaluation_stopped_then_killed_resumes_from_checkpoints_as_the_unpacked_study(tmp_path, capsys,
-                                                                                              local_ray):
-    """SIGINT (Ctrl-C) during a packed evaluation, then SIGKILL of the resuming driver, still in the evaluation:
-    the packs continue from their last checkpoints in the same runs, and every run records what the same study
-    unpacked (trained in-process, uninterrupted) records."""
-    unpacked = packed_study(tmp_path, "unpacked", 1)
-    assert start_study(str(unpacked.file), runs=str(unpacked.runs)).status == "finished"
-
-    study = packed_study(tmp_path, "packed", 3)
-    client = MlflowClient(study.uri)
-
-    driver = Driver.start(tmp_path, "run", str(study.file), "--runs-dir", str(study.runs), "--num-cpus", "2")
-    # checkpoints at steps 20, 60, 100, …: a pack with 3 to 9 of them is between steps 100 and 400
-    code = driver.stop(signal.SIGINT, lambda: any(3 <= n < 10 for n in study.checkpoints("evaluate", 0)),
-                       "an evaluate pack under way")
-    printed = driver.output()
-    assert "[search sfli] search seeds in packs of 2 (pack: 3)" in printed
-    assert "sfli, xavier: 6 runs in packs of up to 3 (pack: 3)" in printed
-    study.stopped_gracefully(driver, code, "evaluate", capsys)
-    finished_before = study.finished_starts()
-    assert set(finished_before.values()) == {1}
-
-    started = time.time()
-    driver = Driver.start(tmp_path, "resume", study.name, "--runs-dir", str(study.runs), "--num-cpus", "2")
-    code = driver.stop(signal.SIGKILL, lambda: any(n >= 3 for n in study.checkpoints("evaluate", started)),
-                       "a resumed pack 120 steps on")
-    assert code == -signal.SIGKILL
-    finished_before = study.finished_starts() | finished_before
-    assert 2 <= len(finished_before) < 2 + 6  # both search trials, not every evaluate run
-    assert main(["status", study.name, "--runs-dir", str(study.runs)]) == 0
-    assert f"{study.name}: interrupted: its driver is gone" in capsys.readouterr().out
-
-    study.resume_in_process(capsys)
-    client = study.completed_once(finished_before, PACKED_STEPS, 20, search=2,
-                                  evaluate=[(arm, str(s)) for arm in ("xavier", "sfli") for s in (0, 1, 2)])
-    evaluate = trial_runs(study.uri, "packed", "evaluate")
-    assert len({r.data.tags["trial_id"] for r in evaluate}) == 2  # 2 trials of 3 runs
-    assert {r.data.params["pack.size"] for r in evaluate} == {"3"}
-    restarted = {r.info.run_id: [m.value for m in client.get_metric_history(r.info.run_id, RESUMED_FROM)]
-                 for r in evaluate if len(client.get_metric_history(r.info.run_id, TRIAL_STARTS)) > 1}
-    assert restarted  # the cut packs continued in the same runs …
-    for resumed in restarted.values():  # … from their last checkpoints (or from 0 where they had none):
-        # checkpoints every 2 logging steps (steps 20, 60, 100, …) hold the next step to run, 21, 61, 101, …
-        assert all(step == 0 or (step - 21) % 40 == 0 for step in resumed), resumed
-    assert max(max(resumed) for resumed in restarted.values()) >= 61  # not all from scratch
-
-    packed, reference = curves(study.uri, "packed"), curves(study.uri, "unpacked")
-    assert packed.keys() == reference.keys()
-    for key, metrics in reference.items():
-        assert packed[key].keys() == metrics.keys(), key
-        for name, points in metrics.items():
-            for (s1, v1), (s2, v2) in zip(points, packed[key][name], strict=True):
-                assert s1 == s2 and abs(v1 - v2) <= 1e-10 * max(abs(v1), 1e-12), (key, name, s1, v1, v2)
-
-
-def _cmdline_has(pid: str, text: str) -> bool:
+def cmdline_has(pid: str, text: str) -> bool:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             return text.encode() in f.read()
