@@ -7,12 +7,15 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
 
 import yaml
 from mlflow.tracking import MlflowClient
+
+from sfli_core import keys
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,7 +28,7 @@ def write_study(path: Path, name: str, arms: dict, *, steps: int = 60, log_every
                  "train": {"steps": steps, "log_every": log_every}, "rank": {"eps": [1e-3]},
                  "targets": {"thresholds": [1e-1, 1e-2]}},
         "arms": arms,
-        "search": {"objective": "target/steps_to_1e-1", "trials": search_trials, "seeds": [1000]},
+        "search": {"objective": keys.steps_to(1e-1), "trials": search_trials, "seeds": [1000]},
         "evaluate": {"seeds": list(seeds)},
         "resources": {"cpus": 1},
         "checkpoint_every": 2,
@@ -46,12 +49,30 @@ def check_trial_run(client: MlflowClient, run, n_logged: int, log_every: int = 2
     assert {"task.name", "init.name", "train.lr", "seed", "git.revision", "meta.version.torch", "meta.device",
             "meta.precision"} <= set(params)
     assert {"study", "phase", "arm", "seed", "task", "status"} <= set(tags)
-    history = client.get_metric_history(run.info.run_id, "train/loss")
+    history = client.get_metric_history(run.info.run_id, keys.TRAIN_LOSS)
     assert sorted(m.step for m in history) == [log_every * i for i in range(n_logged)]
-    assert len(client.get_metric_history(run.info.run_id, "rank/eps1e-3/layer2")) == n_logged
+    assert len(client.get_metric_history(run.info.run_id, keys.rank_key(1e-3, 2))) == n_logged
     assert {"final/train/loss", "final/eval/rel_l2", "initial/rank/eps1e-3/layer2", "objective"} <= set(
         run.data.metrics)
     assert {a.path for a in client.list_artifacts(run.info.run_id)} == ARTIFACTS
+
+
+def study_in_thread(**kwargs) -> tuple[threading.Thread, dict]:
+    """``start_study(**kwargs)`` in a background thread (the test acts on its cluster or server meanwhile):
+    the thread, and a dict that gets ``state`` or ``error`` when it ends."""
+    from pipelines.runner import start_study
+
+    outcome: dict = {}
+
+    def drive():
+        try:
+            outcome["state"] = start_study(**kwargs)
+        except BaseException as err:  # surfaced by the test
+            outcome["error"] = err
+
+    thread = threading.Thread(target=drive, daemon=True)
+    thread.start()
+    return thread, outcome
 
 
 def trial_runs(uri: str, study: str, phase: str | None = None) -> list:

@@ -16,6 +16,7 @@ from mlflow.tracking import MlflowClient
 from pipelines.cli import main
 from pipelines.runner import StudyState, resume_study
 from pipelines.tracking import TRIAL_STARTS
+from sfli_core import keys
 from tests.pipeline_helpers import ROOT, stop_group, trial_runs, wait_for, write_study
 
 ARMS = {"xavier": {"set": {"init.name": "xavier_normal"}},
@@ -126,7 +127,7 @@ class Study:
             starts = client.get_metric_history(run.info.run_id, TRIAL_STARTS)
             if run.info.run_id in finished_before:
                 assert len(starts) == finished_before[run.info.run_id], run.info.run_name  # never re-trained
-            logged = [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")]
+            logged = [m.step for m in client.get_metric_history(run.info.run_id, keys.TRAIN_LOSS)]
             assert sorted(logged) == list(range(0, steps + 1, log_every)), run.info.run_name
         return client
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import shutil
 import sys
-import threading
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -14,7 +13,8 @@ from ray.cluster_utils import Cluster
 
 from pipelines.runner import StudyState, start_study
 from pipelines.tracking import RESUMED_FROM, TRIAL_STARTS
-from tests.pipeline_helpers import ROOT, trial_runs, wait_for, write_study
+from sfli_core import keys
+from tests.pipeline_helpers import ROOT, study_in_thread, trial_runs, wait_for, write_study
 
 
 @pytest.fixture(scope="module")
@@ -37,16 +37,7 @@ def test_study_by_address_survives_a_killed_worker_node(cluster, tmp_path):
                         steps=2000, log_every=50, seeds=[0], retries=3)
     runs_folder = tmp_path / "runs"
     uri = f"sqlite:///{runs_folder / 'mlflow.db'}"
-    outcome: dict = {}
-
-    def drive():
-        try:
-            outcome["state"] = start_study(str(study), address=cluster.address, runs=str(runs_folder))
-        except BaseException as err:  # surfaced below
-            outcome["error"] = err
-
-    driver = threading.Thread(target=drive, daemon=True)
-    driver.start()
+    driver, outcome = study_in_thread(path=str(study), address=cluster.address, runs=str(runs_folder))
 
     def a_trial_past_a_checkpoint():
         if not StudyState.path(runs_folder, "on_cluster").exists():  # the store is complete
@@ -57,7 +48,7 @@ def test_study_by_address_survives_a_killed_worker_node(cluster, tmp_path):
             return None
         client = MlflowClient(uri)
         for run in runs:
-            steps = [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")]
+            steps = [m.step for m in client.get_metric_history(run.info.run_id, keys.TRAIN_LOSS)]
             if steps and 200 <= max(steps) <= 1200 and run.data.tags.get("status") == "running":
                 return run.info.run_id
         return None
@@ -79,7 +70,7 @@ def test_study_by_address_survives_a_killed_worker_node(cluster, tmp_path):
     assert len(client.get_metric_history(victim, TRIAL_STARTS)) >= 2  # it was started again …
     resumed = sorted(client.get_metric_history(victim, RESUMED_FROM), key=lambda m: m.step)
     assert resumed[0].value == 0 and resumed[-1].value >= 100  # … from a checkpoint, not from scratch
-    steps = [m.step for m in client.get_metric_history(victim, "train/loss")]
+    steps = [m.step for m in client.get_metric_history(victim, keys.TRAIN_LOSS)]
     assert sorted(steps) == list(range(0, 2001, 50))  # … continued, and no step was logged twice
     assert killed.data.metrics["final/step"] == 2000
 

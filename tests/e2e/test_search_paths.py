@@ -11,6 +11,7 @@ from mlflow.tracking import MlflowClient
 
 from pipelines.cli import main
 from pipelines.runner import start_study
+from sfli_core import keys
 from tests.pipeline_helpers import ROOT, trial_runs, write_study
 
 
@@ -21,7 +22,7 @@ def test_asha_closes_every_search_run_and_a_diverging_arm_is_a_recorded_outcome(
                  "search": {"init.scale": {"type": "log_uniform", "low": 0.01, "high": 10.0}}},
         "blowup": {"set": {"init.name": "xavier_normal", "train.optimizer": "sgd", "train.lr": 1e6}},
     }, steps=200, log_every=10, seeds=[0], search_trials=6,
-        search={"objective": "target/steps_to_1e-1", "trials": 6, "seeds": [1000],
+        search={"objective": keys.steps_to(1e-1), "trials": 6, "seeds": [1000],
                 "asha": {"enabled": True, "grace_period": 2, "reduction_factor": 2}})
     runs = tmp_path / "runs"
     state = start_study(str(study), runs=str(runs))
@@ -35,7 +36,7 @@ def test_asha_closes_every_search_run_and_a_diverging_arm_is_a_recorded_outcome(
     evaluate = {r.data.tags["arm"]: r for r in trial_runs(state.tracking_uri, "with_asha", "evaluate")}
     assert set(evaluate) == {"xavier", "sfli", "blowup"}
     for arm in ("xavier", "sfli"):  # … but never an evaluation run
-        steps = [m.step for m in client.get_metric_history(evaluate[arm].info.run_id, "train/loss")]
+        steps = [m.step for m in client.get_metric_history(evaluate[arm].info.run_id, keys.TRAIN_LOSS)]
         assert max(steps) == 200 and evaluate[arm].data.tags["status"] == "finished"
     assert evaluate["blowup"].data.tags["status"] == "diverged"  # recorded, and the study completed
     # the report of a study with a diverged arm shows it, and warns of no all-NaN slices

@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from mlflow.tracking import MlflowClient
 
 from pipelines.cli import main
 from pipelines.metric_buffer import OUTAGE_ENV, PATIENCE_ENV
-from pipelines.runner import start_study
+from sfli_core import keys
 from tests.pipeline_helpers import (
     ROOT,
     check_trial_run,
@@ -27,6 +26,7 @@ from tests.pipeline_helpers import (
     healthy,
     mlflow_server,
     stop_group,
+    study_in_thread,
     trial_runs,
     wait_for,
     write_study,
@@ -69,16 +69,7 @@ def checkpoints_since(storage: Path, since: float) -> int:
 def test_study_over_http_survives_a_server_restart_and_records_everything_once(server, tmp_path, local_ray):
     study = write_study(tmp_path / "outage.yaml", "outage", ARMS, steps=STEPS, log_every=LOG_EVERY, seeds=[0, 1, 2])
     runs = tmp_path / "runs"
-    outcome: dict = {}
-
-    def drive():
-        try:
-            outcome["state"] = start_study(str(study), uri=server.uri, runs=str(runs))
-        except BaseException as err:  # surfaced below
-            outcome["error"] = err
-
-    driver = threading.Thread(target=drive, daemon=True)
-    driver.start()
+    driver, outcome = study_in_thread(path=str(study), uri=server.uri, runs=str(runs))
     client = MlflowClient(server.uri)
 
     def training_logged():
@@ -86,7 +77,7 @@ def test_study_over_http_survives_a_server_restart_and_records_everything_once(s
             found = trial_runs(server.uri, "outage", "evaluate")
         except Exception:
             return None
-        return any(len(client.get_metric_history(r.info.run_id, "train/loss")) >= 5 for r in found) or None
+        return any(len(client.get_metric_history(r.info.run_id, keys.TRAIN_LOSS)) >= 5 for r in found) or None
 
     wait_for(training_logged, timeout=300, every=0.3, what="evaluate trials logging")
     server.kill()
@@ -108,11 +99,11 @@ def test_study_over_http_survives_a_server_restart_and_records_everything_once(s
     for run in evaluate:
         assert run.data.tags["status"] == "finished", run.info.run_name
         check_trial_run(client, run, n_logged=STEPS // LOG_EVERY + 1)  # once each: curves, summary, artifacts
-        for key in ("eval/rel_l2", "rank/eps1e-3/layer2"):
+        for key in (keys.EVAL_REL_L2, keys.rank_key(1e-3, 2)):
             steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, key))
             assert steps == list(range(0, STEPS + 1, LOG_EVERY)), (run.info.run_name, key)
         during.append(sum(killed * 1000 < m.timestamp < back * 1000
-                          for m in client.get_metric_history(run.info.run_id, "train/loss")))
+                          for m in client.get_metric_history(run.info.run_id, keys.TRAIN_LOSS)))
     # steps stamped while the server was down were queued then, and delivered after the restart (a trial
     # blocked on its store could stamp one step at most)
     assert max(during) >= 5, during
@@ -153,5 +144,5 @@ def test_store_away_past_the_patience_fails_clearly_and_resume_completes(server,
     evaluate = trial_runs(server.uri, "away", "evaluate")
     assert len(evaluate) == 2 and {r.data.tags["status"] for r in evaluate} == {"finished"}
     for run in evaluate:
-        steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, "train/loss"))
+        steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, keys.TRAIN_LOSS))
         assert steps == list(range(0, STEPS + 1, LOG_EVERY)), run.info.run_name
