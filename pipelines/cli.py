@@ -11,6 +11,8 @@ import sys
 
 from sfli_core.config import ConfigError
 
+from .errors import StudyError
+
 
 def _progress(total: int, headline: float):
     from sfli_core import keys
@@ -126,11 +128,13 @@ def cmd_trial(args) -> int:
 
 
 def cmd_ui(args) -> int:
-    from .tracking import runs_dir, tracking_uri
+    from .tracking import check_store, runs_dir, tracking_uri
     from .ui import serve_ui
 
     folder = runs_dir(args.runs_dir)
-    return serve_ui(tracking_uri(args.tracking_uri, folder), folder, args.port)
+    uri = tracking_uri(args.tracking_uri, folder)
+    check_store(uri)  # a typo in --runs-dir must not serve a new, empty store
+    return serve_ui(uri, folder, args.port)
 
 
 def cmd_report(args) -> int:
@@ -148,6 +152,27 @@ def cmd_results(args) -> int:
     return 0
 
 
+def _count(text: str) -> int:
+    """A positive whole number (``--num-cpus``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1, got {text!r}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a TCP port 1–65535, got {text!r}")
+    return value
+
+
 def _study_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--smoke", action="store_true", help="use the study's smoke profile (tiny budgets)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -157,7 +182,7 @@ def _study_args(p: argparse.ArgumentParser) -> None:
 def _where_args(p: argparse.ArgumentParser, tracking: bool = True) -> None:
     p.add_argument("--runs-dir", default=None, help="runs folder (default $SFLI_RUNS_DIR or ./sfli_runs)")
     p.add_argument("--address", default=None, help="Ray cluster address (default $RAY_ADDRESS, else local)")
-    p.add_argument("--num-cpus", type=int, default=None, help="CPUs of a local Ray instance (default: all)")
+    p.add_argument("--num-cpus", type=_count, default=None, help="CPUs of a local Ray instance (default: all)")
     if tracking:
         p.add_argument("--tracking-uri", default=None,
                        help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, else SQLite in the runs folder)")
@@ -231,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ui", help="the MLflow UI on the default store, bound to 127.0.0.1")
     p.add_argument("--runs-dir", default=None)
     p.add_argument("--tracking-uri", default=None)
-    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--port", type=_port, default=5000)
     p.set_defaults(func=cmd_ui)
     return parser
 
@@ -245,6 +270,12 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except StudyError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # the reader went away (`sfli status | head -1`): not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second one at exit
+        return 1
 
 
 if __name__ == "__main__":

@@ -22,6 +22,8 @@ from collections import deque
 import requests
 from mlflow.entities import Metric
 
+from .errors import StudyError
+
 PATIENCE_ENV = "SFLI_TRACKING_PATIENCE_S"
 DEFAULT_PATIENCE_S = 600.0
 OUTAGE_ENV = "SFLI_FAULT_TRACKING_OUTAGE"  # fault injection: see injected_outage
@@ -57,7 +59,7 @@ def transient(err: Exception) -> bool:
     return getattr(err, "error_code", None) in TRANSIENT_CODES
 
 
-class TrackingUnavailable(RuntimeError):
+class TrackingUnavailable(StudyError):
     """The tracking store stayed unreachable longer than the patience, or refused a batch."""
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import logging
 import time
 from typing import Any
@@ -95,8 +97,10 @@ def run_phase(state, study: Study, phase: str, cell: Cell | None, t0: float,
         # num_to_keep would force an experiment-state snapshot every few checkpoints (a bottleneck at ~1 s
         # per trial in the overhead benchmark); trial checkpoints are small, so all are kept.
         checkpoint_config=tune.CheckpointConfig(num_to_keep=None))
+    relocated = contextlib.nullcontext()
     if tune.Tuner.can_restore(path):
         tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True)
+        relocated = _search_storage_at(state.storage)
     elif phase == "search":
         searcher = OptunaSearch(metric=record.OBJECTIVE, mode="min", sampler=_sampler(study))
         scheduler = None
@@ -114,7 +118,8 @@ def run_phase(state, study: Study, phase: str, cell: Cell | None, t0: float,
     logging.getLogger("ray.tune").setLevel(logging.WARNING)
     StopRequest.in_fit = True
     try:
-        results = tuner.fit()
+        with relocated:
+            results = tuner.fit()
     finally:
         StopRequest.in_fit = False
     expected = study.search.trials if phase == "search" else len(packing)
@@ -133,6 +138,31 @@ def run_phase(state, study: Study, phase: str, cell: Cell | None, t0: float,
         raise RuntimeError(f"search of {cell.key}: no trial finished; see {path}")
     best = min(finished, key=lambda r: r.metrics[record.OBJECTIVE])
     return {k: v for k, v in best.config.items() if k not in ("arm", "variant")}
+
+
+@contextlib.contextmanager
+def _search_storage_at(storage: str):
+    """Restore a search whose runs folder was moved. Tune re-points the restored trials at the experiment's new
+    place, but not the experiment spec kept in its search algorithm's state, from which it creates the trials
+    still to come: they would write to the old place (another study's folder now, or nowhere). While this is
+    active, a restored search state is re-pointed at ``storage`` (a local folder; a bucket does not move)."""
+    from ray.tune.search.search_generator import SearchGenerator
+
+    original = SearchGenerator.set_state
+
+    def set_state(self, saved: dict) -> None:
+        original(self, saved)
+        kept = (self._experiment.spec or {}).get("storage") if self._experiment is not None else None
+        if kept is not None and "://" not in storage and kept.storage_fs_path != storage:
+            moved = copy.copy(kept)
+            moved.storage_fs_path = storage
+            self._experiment.spec["storage"] = moved
+
+    SearchGenerator.set_state = set_state
+    try:
+        yield
+    finally:
+        SearchGenerator.set_state = original
 
 
 def _sampler(study: Study):

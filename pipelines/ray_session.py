@@ -41,9 +41,33 @@ def connect_ray(address: str | None, num_cpus: int | None = None, py_modules: li
         return RaySession(started=True, session_dir=None)
     loopback_only()
     # address="local": always a new instance of our own, never a cluster some other program started here
-    ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+    with _own_session():
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
     node = getattr(ray._private.worker, "_global_node", None)  # no public accessor for the session folder
     return RaySession(started=True, session_dir=node.get_session_dir_path() if node is not None else None)
+
+
+@contextlib.contextmanager
+def _own_session():
+    """Start the local instance's processes (GCS, raylet and the workers it forks) in a session of their own.
+    A signal sent to the driver's whole process group — what `timeout`, systemd and Kubernetes send, and a
+    terminal's Ctrl-C — then reaches the driver alone, which stops the study gracefully through Ray; in the
+    driver's group they would die at once and leave the driver waiting a minute for a GCS that is gone. Ray
+    has no option for it: its process launcher is wrapped while ``ray.init`` starts them. Their lives stay
+    bound to the driver's by Ray's own fate sharing (and :func:`remove_leftovers` after a SIGKILL)."""
+    from ray._private import services
+
+    launcher = services.ConsolePopen
+
+    class OwnSession(launcher):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **{**kwargs, "start_new_session": True})
+
+    services.ConsolePopen = OwnSession
+    try:
+        yield
+    finally:
+        services.ConsolePopen = launcher
 
 
 def disconnect(session: RaySession) -> None:

@@ -35,7 +35,7 @@ from .reach import check_cluster, check_tracking
 from .state import FAILED, FINISHED, INTERRUPTED, RUNNING, StudyState, driver_alive, driver_lock, fingerprint
 from .store_load import load_warning
 from .study import Cell, Study, extend_python_path, load_study
-from .tracking import Tracker, check_store, runs_dir, store_lock, tracking_uri
+from .tracking import Tracker, check_store, runs_dir, sqlite_file, store_lock, tracking_uri
 
 
 def git_revision() -> str:
@@ -56,6 +56,10 @@ def start_study(path: str, smoke: bool = False, overrides: list[str] = (), addre
     study = load_study(path, smoke=smoke, overrides=overrides)
     folder = runs_dir(runs)
     uri = tracking_uri(uri, folder)
+    if sqlite_file(uri) is not None and sqlite_file(uri).exists():
+        check_store(uri)  # an existing store must be sound (and, if its folder moved, re-pointed) before use
+    if storage and "://" not in storage:
+        storage = str(Path(storage).resolve())
     previous = StudyState.load(folder, study.name) if StudyState.path(folder, study.name).exists() else None
     if previous is not None and previous.status != FINISHED:
         changed = previous.fingerprint != fingerprint(study.model_dump(mode="json"))

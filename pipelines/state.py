@@ -5,6 +5,11 @@ Statuses: ``running`` (a driver holds the lock, or held it when it was killed), 
 a signal; resumable), ``failed`` (a phase ended with failed trials; resumable, failed trials are retried),
 ``finished``. Each start of a finished study is a new **execution** (1, 2, …): new Tune experiments and new
 MLflow runs tagged with it, the old ones kept.
+
+A runs folder stands on its own: the state file names what lies inside the folder (the embedded store
+``sqlite:///mlflow.db``, the Tune storage ``ray``) relative to the folder, which is wherever the command line
+(``--runs-dir``) says it is now. Moving or copying the folder keeps the study working, and a study never
+reads or writes the store of another folder that now lives where it was.
 """
 
 from __future__ import annotations
@@ -51,8 +56,10 @@ class StudyState:
     def save(self, runs: Path) -> None:
         path = self.path(runs, self.name)
         path.parent.mkdir(parents=True, exist_ok=True)
+        data = asdict(self)
+        data["tracking_uri"], data["storage"] = _portable(self.tracking_uri, self.storage, runs)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=1))
+        tmp.write_text(json.dumps(data, indent=1))
         tmp.replace(path)  # atomic: a killed driver leaves the old file or the new one, never half of one
 
     @classmethod
@@ -66,10 +73,39 @@ class StudyState:
             names = {f.name for f in fields(cls)}
             if not isinstance(data, dict) or not {"name", "study", "tracking_uri", "experiment_id"} <= set(data):
                 raise ValueError("required fields are missing")
+            data["tracking_uri"], data["storage"] = _located(data["tracking_uri"], data.get("storage", "ray"), runs)
             return cls(**{k: v for k, v in data.items() if k in names})
         except (ValueError, TypeError) as err:
             raise ConfigError(f"{path}: the study's state file is damaged ({err}); the runs recorded in MLflow are "
                               f"untouched: run the study again under a new name, or restore this file") from None
+
+
+OWN_STORE, OWN_STORAGE = "sqlite:///mlflow.db", "ray"  # relative to the runs folder
+
+
+def _portable(uri: str, storage: str, runs: Path) -> tuple[str, str]:
+    """The state file's form: the folder's own store and storage relative to it, anything else as given."""
+    own = uri == f"sqlite:///{runs / 'mlflow.db'}"
+    inside = not _is_url(storage) and Path(storage).is_relative_to(runs)
+    return (OWN_STORE if own else uri), (str(Path(storage).relative_to(runs)) if inside else storage)
+
+
+def _located(uri: str, storage: str, runs: Path) -> tuple[str, str]:
+    """Inverse of :func:`_portable` for the folder ``runs`` is now. A state file written before paths were
+    relative names its folder's own store and storage absolutely (``<old>/mlflow.db``, ``<old>/ray``): they
+    are the folder's own, wherever it is now."""
+    old = uri.removeprefix("sqlite:///") if uri.startswith("sqlite:////") else None
+    if old and old.endswith("/mlflow.db") and storage == f"{old.removesuffix('/mlflow.db')}/ray":
+        uri, storage = OWN_STORE, OWN_STORAGE
+    if uri == OWN_STORE:
+        uri = f"sqlite:///{runs / 'mlflow.db'}"
+    if not _is_url(storage) and not Path(storage).is_absolute():
+        storage = str(runs / storage)
+    return uri, storage
+
+
+def _is_url(path: str) -> bool:
+    return "://" in path
 
 
 def fingerprint(study: dict[str, Any]) -> str:

@@ -16,6 +16,7 @@ runs every cell on every evaluation seed, paired by seed. The search objective i
 from __future__ import annotations
 
 import copy
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ from sfli_core import keys
 from sfli_core.config import (
     ConfigError,
     RunConfig,
+    Seed,
     Strict,
     apply_overrides,
     deep_merge,
@@ -38,6 +40,21 @@ from sfli_core.pack import packable
 from sfli_core.registry import is_import_path
 
 from .objective import OBJECTIVE_PATTERN
+
+# Study and arm names become folder, Tune experiment and MLflow names: a safe character set and a length that
+# keeps every path component they make (study-e<N>-search-<arm>-<grid point>_<trial>) well under 255 bytes.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
+NAME_RULE = "letters, digits, _ and -, starting with a letter or digit"
+MAX_NAME, MAX_ARM, MAX_VARIANT = 64, 40, 80
+UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def _unique(values: list, field: str) -> list:
+    repeated = sorted({v for v in values if values.count(v) > 1}, key=str)
+    if repeated:
+        raise ValueError(f"{field}: {repeated} given more than once; each seed makes one run per cell, and a "
+                         "repeated seed would be paired with itself")
+    return values
 
 
 class Distribution(Strict):
@@ -83,12 +100,13 @@ class SearchConfig(Strict):
     objective: str = "target/steps_to_1e-3"
     trials: PositiveInt = 16
     sampler: Literal["tpe", "random"] = "tpe"
-    sampler_seed: NonNegativeInt = 0
-    seeds: list[NonNegativeInt] = Field(default_factory=lambda: [1000], min_length=1)
+    sampler_seed: Seed = 0
+    seeds: list[Seed] = Field(default_factory=lambda: [1000], min_length=1)
     asha: Asha = Field(default_factory=Asha)
 
     @model_validator(mode="after")
     def _objective(self):
+        _unique(self.seeds, "seeds")
         if not OBJECTIVE_PATTERN.match(self.objective):
             raise ValueError(f"unknown objective '{self.objective}'; valid: target/steps_to_<τ> (a target "
                              "threshold of the study), final/train/loss, final/eval/rel_l2")
@@ -96,7 +114,12 @@ class SearchConfig(Strict):
 
 
 class EvaluateConfig(Strict):
-    seeds: list[NonNegativeInt] = Field(default_factory=lambda: [0, 1, 2, 3, 4], min_length=1)
+    seeds: list[Seed] = Field(default_factory=lambda: [0, 1, 2, 3, 4], min_length=1)
+
+    @model_validator(mode="after")
+    def _distinct(self):
+        _unique(self.seeds, "seeds")
+        return self
 
 
 class Resources(Strict):
@@ -111,7 +134,7 @@ class Resources(Strict):
 
 
 class Study(Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9_\-]+$")
+    name: str = Field(pattern=NAME_PATTERN, max_length=MAX_NAME)
     description: str = ""
     base: dict[str, Any] = Field(default_factory=dict)
     grid: dict[str, list[Any]] = Field(default_factory=dict)
@@ -126,9 +149,21 @@ class Study(Strict):
 
     @model_validator(mode="after")
     def _arms_resolve(self):
+        for arm_name in self.arms:
+            if not re.match(NAME_PATTERN, arm_name) or len(arm_name) > MAX_ARM:
+                raise ValueError(f"arms: invalid arm name {arm_name!r}; an arm name is {NAME_RULE}, at most "
+                                 f"{MAX_ARM} characters (it names folders and runs)")
         for path, values in self.grid.items():
             if not values:
                 raise ValueError(f"grid.{path}: empty list of values")
+        ids = [self.variant_id(v) for v in self.variants()]
+        for vid in ids:
+            if ids.count(vid) > 1:
+                raise ValueError(f"grid: two grid points are both named '{vid}' (a value given twice, or values "
+                                 "that differ only in characters unsafe in names); give distinct values")
+            if len(vid) > MAX_VARIANT:
+                raise ValueError(f"grid: the grid point '{vid[:40]}…' makes a name longer than {MAX_VARIANT} "
+                                 "characters; use shorter values (e.g. a registered preset's name)")
         for arm_name in self.arms:
             for variant in self.variants():
                 self.run_config(arm_name, variant=variant)  # raises with the field path
@@ -166,8 +201,9 @@ class Study(Strict):
 
     @staticmethod
     def variant_id(variant: dict[str, Any]) -> str:
-        """A short readable name of a grid point: its values joined, e.g. 'poisson2d-mlp-64' ('base' if none)."""
-        return "-".join(str(v) for v in variant.values()) or "base"
+        """A short readable name of a grid point: its values joined, e.g. 'poisson2d-mlp-64' ('base' if none);
+        characters unsafe in file and run names (``/``, ``:``, spaces …) become ``_``."""
+        return "-".join(UNSAFE.sub("_", str(v)) for v in variant.values()) or "base"
 
     def cell(self, arm: str, variant: int) -> Cell:
         return Cell(arm, variant, self.variant_id(self.variants()[variant]))

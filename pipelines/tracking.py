@@ -10,10 +10,12 @@ store. Every other call is retried with back-off while the store is unreachable 
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import functools
 import os
 import random
+import sqlite3
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,8 +44,12 @@ EXPERIMENT_KIND = "custom_model_development"  # MLflow 3's experiment kind for m
 
 
 def runs_dir(value: str | None = None) -> Path:
-    """``--runs-dir``, else ``$SFLI_RUNS_DIR``, else ./sfli_runs (project-local)."""
-    return Path(value or os.environ.get("SFLI_RUNS_DIR", DEFAULT_RUNS_DIR)).resolve()
+    """``--runs-dir``, else ``$SFLI_RUNS_DIR``, else ./sfli_runs (project-local). A path that is a file is
+    refused."""
+    folder = Path(value or os.environ.get("SFLI_RUNS_DIR", DEFAULT_RUNS_DIR)).resolve()
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"--runs-dir {folder}: is a file; expected a runs folder (or a path to create one at)")
+    return folder
 
 
 def tracking_uri(value: str | None, runs: Path) -> str:
@@ -56,13 +62,57 @@ def sqlite_file(uri: str) -> Path | None:
     return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
 
 
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
 def check_store(uri: str) -> None:
-    """A study's existing store must still be there: opening a missing SQLite file would silently create an
-    empty store and report no runs."""
+    """An existing embedded store must be there and be an MLflow store: opening a missing or empty SQLite
+    file would silently create an empty store (and report no runs), a damaged one fails deep inside
+    SQLAlchemy. Read-only commands call this first, so they never create a store. A store moved or copied
+    with its runs folder is re-pointed at its own artifacts (:func:`relocate`)."""
     db = sqlite_file(uri)
-    if db is not None and not db.exists():
-        raise ConfigError(f"the study's tracking store {db} is missing (moved or deleted?); its runs cannot be "
-                          "read. Restore the file, or start the study again in a new runs folder")
+    if db is None:
+        return
+    if not db.exists():
+        raise ConfigError(f"no tracking store at {db} (no study has run in {db.parent}, or the file was moved or "
+                          "deleted); check --runs-dir, or run a study first")
+    with open(db, "rb") as handle:
+        header = handle.read(len(SQLITE_HEADER))
+    if header != SQLITE_HEADER:
+        what = "is empty" if not header else "is not an SQLite database"
+        raise ConfigError(f"the tracking store {db} {what} (damaged?); restore it from a copy, or start the study "
+                          "again in a new runs folder")
+    try:
+        with contextlib.closing(sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True)) as con:
+            tables = {row[0] for row in con.execute("select name from sqlite_master where type = 'table'")}
+    except sqlite3.DatabaseError as err:
+        raise ConfigError(f"the tracking store {db} cannot be read ({err}); restore it from a copy") from None
+    if "experiments" not in tables:
+        raise ConfigError(f"{db} is an SQLite database but not an MLflow tracking store")
+    relocate(db)
+
+
+# columns of MLflow's schema that hold absolute artifact locations
+ARTIFACT_COLUMNS = {"experiments": "artifact_location", "runs": "artifact_uri", "logged_models": "artifact_location"}
+
+
+def relocate(db: Path) -> int:
+    """Re-point the artifact locations an embedded store keeps (absolute ``file://`` URIs under the runs folder
+    it was created in) at the folder it is in now, after the folder was moved or copied: otherwise a moved
+    study would read and write the artifacts of whatever lives at the old place. Returns the rows changed."""
+    here = (db.parent / "artifacts").as_uri() + "/"
+    with contextlib.closing(sqlite3.connect(db)) as con, con:
+        rows = con.execute("select name, artifact_location from experiments").fetchall()
+        old = {loc.removesuffix(name) for name, loc in rows
+               if loc and loc.startswith("file://") and loc.endswith(f"/artifacts/{name}")}
+        changed = 0
+        for prefix in old - {here}:
+            for table, column in ARTIFACT_COLUMNS.items():
+                if con.execute("select 1 from sqlite_master where type = 'table' and name = ?", (table,)).fetchone():
+                    changed += con.execute(
+                        f"update {table} set {column} = ? || substr({column}, ?) where substr({column}, 1, ?) = ?",
+                        (here, len(prefix) + 1, len(prefix), prefix)).rowcount
+    return changed
 
 
 @contextmanager

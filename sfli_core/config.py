@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import re
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -61,7 +61,14 @@ YamlLoader.add_implicit_resolver(
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    """Unknown keys refused; numbers finite (an ``.inf`` learning rate is a typo, not a setting)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+
+# A seed seeds torch, NumPy and Python's random alike; NumPy's legacy seeding takes at most 32 bits.
+MAX_SEED = 2**32 - 1
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
 
 
 def resolved_params(declared: type[BaseModel], given: dict[str, Any]) -> dict[str, Any]:
@@ -180,6 +187,12 @@ class TrainConfig(Strict):
             raise ValueError(f"unknown device '{v}'; valid: cpu, cuda, cuda:N, auto")
         return v
 
+    @model_validator(mode="after")
+    def _budget(self):
+        if self.total_steps < 1:
+            raise ValueError("steps: a run needs at least one step (steps + lbfgs_steps ≥ 1)")
+        return self
+
 
 class RankConfig(Strict):
     enabled: bool = True
@@ -216,7 +229,7 @@ class RunConfig(Strict):
     rank: RankConfig = Field(default_factory=RankConfig)
     targets: TargetConfig = Field(default_factory=TargetConfig)
     condensation: CondensationConfig = Field(default_factory=CondensationConfig)
-    seed: NonNegativeInt = 0
+    seed: Seed = 0
 
     def flat(self) -> dict[str, Any]:
         """Dotted-key form for recording: {'task.name': …, 'task.params.a': …, 'train.lr': …, 'seed': …}."""
@@ -301,7 +314,11 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"{path}: no such file")
     try:
-        data = yaml.load(path.read_text(), Loader=YamlLoader) or {}
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=YamlLoader) or {}
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (expected YAML in UTF-8)") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot be read ({err.strerror})") from None
     except DuplicateKey as err:
         raise ConfigError(f"{path}: {err.text}") from None
     except yaml.YAMLError as err:

@@ -43,14 +43,18 @@ class Driver:
     def output(self) -> str:
         return self.log.read_text()
 
-    def stop(self, sig: int, when, what: str, every: float = 0.05) -> int:
-        """Send ``sig`` once ``when()`` holds; the driver's exit code (SIGKILL: -9)."""
+    def stop(self, sig: int, when, what: str, every: float = 0.05, group: bool = False) -> int:
+        """Send ``sig`` once ``when()`` holds, to the driver or (``group``) to its whole process group, as
+        `timeout`, systemd and Kubernetes do; the driver's exit code (SIGKILL: -9)."""
         try:
             try:
                 wait_for(when, timeout=300, every=every, what=what)
             except TimeoutError:
                 raise AssertionError(self.output()[-4000:]) from None
-            os.kill(self.proc.pid, sig)  # the driver only: after SIGKILL its Ray helpers live on, as after a crash
+            if group:
+                os.killpg(self.proc.pid, sig)
+            else:  # the driver only: after SIGKILL its Ray helpers live on, as after a crash
+                os.kill(self.proc.pid, sig)
             return self.proc.wait(timeout=120)
         finally:
             if self.proc.poll() is None:
@@ -61,7 +65,14 @@ class Study:
     def __init__(self, tmp_path: Path, name: str, **spec):
         self.tmp_path, self.name = tmp_path, name
         self.file = write_study(tmp_path / f"{name}.yaml", name, ARMS, **spec)
-        self.runs = tmp_path / "runs"
+        self.move_to(tmp_path / "runs")
+
+    def move_to(self, runs: Path) -> None:
+        """The study's runs folder is now ``runs`` (moved there, when it existed)."""
+        if hasattr(self, "runs") and self.runs.exists():
+            runs.parent.mkdir(parents=True, exist_ok=True)
+            self.runs.rename(runs)
+        self.runs = runs
         self.uri = f"sqlite:///{self.runs / 'mlflow.db'}"
 
     def state(self) -> dict | None:

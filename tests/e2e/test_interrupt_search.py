@@ -1,4 +1,5 @@
-"""Kill → resume in the search phase: the driver stopped gracefully (SIGTERM), then the driver that resumes it
+"""Kill → resume in the search phase: the driver stopped gracefully (SIGTERM to its whole process group, as
+`timeout` and systemd send it), its runs folder moved, then the driver that resumes it from the new place
 killed (SIGKILL), and `sfli resume` finishes the study. After the resume: one MLflow run per trial (no orphan of
 an interrupted one), nothing left running, no finished trial trained again, every logging step recorded once;
 the graceful stop leaves a study that says how to continue it and refuses a plain re-run; the killed driver's
@@ -6,12 +7,17 @@ Ray helpers and session folder are gone once the study is resumed."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
+from mlflow.tracking import MlflowClient
 
 from pipelines.cli import main
 from tests.e2e.interrupts import Driver, Study, cmdline_has
@@ -33,11 +39,23 @@ def test_search_stopped_then_killed_resumes_without_orphans_or_leftovers(tmp_pat
     study = Study(tmp_path, "search_cut", steps=200, seeds=[0, 1], search_trials=4)
     driver = Driver.start(tmp_path, "run", str(study.file), "--runs-dir", str(study.runs), "--num-cpus", "2",
                           env=env)
-    code = driver.stop(signal.SIGTERM, lambda: study.finished("search") >= 1, "a finished search trial", every=0.3)
+    t0 = time.time()
+    code = driver.stop(signal.SIGTERM, lambda: study.finished("search") >= 1, "a finished search trial", every=0.3,
+                       group=True)
+    assert time.time() - t0 < 60, driver.output()[-3000:]  # not Ray's minute of waiting for a GCS that died
     study.stopped_gracefully(driver, code, "search", capsys)
     finished_before = study.finished_starts()
     assert len(finished_before) < 4, "the search was over before it could be interrupted"
     assert set(finished_before.values()) == {1}
+
+    # the runs folder moved, and another study's store now where it was: the moved study must never touch it
+    old = study.runs
+    study.move_to(tmp_path / "moved" / "runs")
+    # (in a process of its own: this one's MLflow keeps the moved file open under the old name)
+    subprocess.run([sys.executable, "-c", "import sys; from mlflow import MlflowClient; "
+                    "MlflowClient(sys.argv[1]).create_experiment(sys.argv[2])", f"sqlite:///{old / 'mlflow.db'}",
+                    study.name], check=True, env=env)
+    decoy_files = sorted(p.name for p in old.iterdir())
 
     started = time.time()
     driver = Driver.start(tmp_path, "resume", study.name, "--runs-dir", str(study.runs), "--num-cpus", "2", env=env)
@@ -56,3 +74,9 @@ def test_search_stopped_then_killed_resumes_without_orphans_or_leftovers(tmp_pat
     assert not os.path.exists(session)  # the session folder Ray would keep for ever …
     assert [p for p in os.listdir("/proc") if p.isdigit() and cmdline_has(p, session)] == []  # … its helpers
     assert not (home / ".ray" / "auth_token").exists()  # a loopback instance needs no token
+    # nothing of the moved study written where its folder was; its artifacts live in the moved folder
+    assert sorted(p.name for p in old.iterdir()) == decoy_files
+    with contextlib.closing(sqlite3.connect(old / "mlflow.db")) as decoy:
+        assert decoy.execute("select count(*) from runs").fetchone() == (0,)
+    artifacts = {MlflowClient(study.uri).get_run(r).info.artifact_uri for r in finished_before}
+    assert artifacts and all(a.startswith((study.runs / "artifacts").as_uri()) for a in artifacts), artifacts
