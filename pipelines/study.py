@@ -22,7 +22,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, ValidationError, model_validator
+from pydantic import (
+    Field,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from sfli_core import keys
 from sfli_core.config import (
@@ -49,11 +57,11 @@ MAX_NAME, MAX_ARM, MAX_VARIANT = 64, 40, 80
 UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
-def _unique(values: list, field: str) -> list:
-    repeated = sorted({v for v in values if values.count(v) > 1}, key=str)
+def _unique(values: list) -> list:
+    repeated = sorted({v for v in values if values.count(v) > 1})
     if repeated:
-        raise ValueError(f"{field}: {repeated} given more than once; each seed makes one run per cell, and a "
-                         "repeated seed would be paired with itself")
+        raise ValueError(f"{repeated} given more than once; each seed makes one run per cell, and a repeated seed "
+                         "would be paired with itself")
     return values
 
 
@@ -104,9 +112,10 @@ class SearchConfig(Strict):
     seeds: list[Seed] = Field(default_factory=lambda: [1000], min_length=1)
     asha: Asha = Field(default_factory=Asha)
 
+    _distinct_seeds = field_validator("seeds")(_unique)
+
     @model_validator(mode="after")
     def _objective(self):
-        _unique(self.seeds, "seeds")
         if not OBJECTIVE_PATTERN.match(self.objective):
             raise ValueError(f"unknown objective '{self.objective}'; valid: target/steps_to_<τ> (a target "
                              "threshold of the study), final/train/loss, final/eval/rel_l2")
@@ -116,10 +125,7 @@ class SearchConfig(Strict):
 class EvaluateConfig(Strict):
     seeds: list[Seed] = Field(default_factory=lambda: [0, 1, 2, 3, 4], min_length=1)
 
-    @model_validator(mode="after")
-    def _distinct(self):
-        _unique(self.seeds, "seeds")
-        return self
+    _distinct_seeds = field_validator("seeds")(_unique)
 
 
 class Resources(Strict):
