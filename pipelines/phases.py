@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import logging
+import math
 import time
 from typing import Any
 
@@ -136,8 +138,21 @@ def run_phase(state, study: Study, phase: str, cell: Cell | None, t0: float,
     finished = [r for r in results if r.metrics and r.metrics.get(COMPLETE)]
     if not finished:
         raise RuntimeError(f"search of {cell.key}: no trial finished; see {path}")
-    best = min(finished, key=lambda r: r.metrics[record.OBJECTIVE])
-    return {k: v for k, v in best.config.items() if k not in ("arm", "variant")}
+    return choose([(r.metrics, r.config) for r in finished])
+
+
+def choose(trials: list[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, Any]:
+    """The knobs of the best of a search's finished trials, given as (last result, config) in any order: the
+    lowest objective; among equal objectives the earliest trial (Tune's trial number, the start of its
+    ``experiment_tag``), then the knobs themselves. The order in which Tune returns results differs between an
+    uninterrupted and a resumed search; the choice must not."""
+    def rank(trial) -> tuple:
+        metrics, config = trial
+        number = str(metrics.get("experiment_tag", "")).split("_", 1)[0]
+        return (metrics[record.OBJECTIVE], int(number) if number.isdigit() else math.inf,
+                json.dumps(config, sort_keys=True, default=str))
+
+    return {k: v for k, v in min(trials, key=rank)[1].items() if k not in ("arm", "variant")}
 
 
 @contextlib.contextmanager
