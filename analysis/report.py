@@ -23,7 +23,7 @@ from . import columns, figures
 from . import html as page
 from .condensation import condensation_table, convention_check, first_above_2p, stage_step, with_stage
 from .formats import html_table, markdown, write
-from .runs import artifact_json, history, load_runs
+from .runs import artifact_json, history, load_runs, unfinished
 from .summary import compact, summary_table
 from .survival import Runtimes
 from .tables import GROUP, layerwise_table, speedup_table, tuning_table
@@ -39,6 +39,8 @@ class Report:
     files: list[Path] = field(default_factory=list)
     speedup: pd.DataFrame | None = None
     executions: dict[str, int] = field(default_factory=dict)  # the execution reported, per study
+    unfinished: dict[str, str] = field(default_factory=dict)  # study → why its numbers are partial
+    version: int | None = None  # the version it was recorded as, when it was
 
 
 def _slug(*parts) -> str:
@@ -138,6 +140,8 @@ def build_report(uri: str, studies: list[str] | None, out: Path, with_figures: b
         which = f" (execution {execution})" if execution is not None else ""
         raise ValueError(f"no evaluation runs recorded for {label}{which} at {uri}")
     executions = {s: int(e) for s, e in runs.groupby("study")["execution"].first().items()}
+    partial = unfinished(uri, executions)
+    warning = [f"WARNING: {why}" for why in partial.values()]
     out.mkdir(parents=True, exist_ok=True)
     files: list[Path] = []
     with warnings.catch_warnings():  # a group whose runs all diverged has only NaN: shown as —, not warned
@@ -179,7 +183,8 @@ def build_report(uri: str, studies: list[str] | None, out: Path, with_figures: b
     used = {c for _, _, t in tables for c in t.columns}
     glossary = {k: v for k, v in columns.ALL.items() if k in used}
     headline = compact(speed)
-    md = [f"# sfli report: {label}", "", intro, "", "## Headline", "", "```", headline, "```", ""]
+    md = [f"# sfli report: {label}", ""] + [f"**{w}**\n" for w in warning]
+    md += [intro, "", "## Headline", "", "```", headline, "```", ""]
     for _, heading, table in tables:
         md += [f"## {heading}", "", markdown(table), ""]
     md += ["## Columns", ""] + [f"- `{k}`: {v}" for k, v in glossary.items()]
@@ -188,14 +193,16 @@ def build_report(uri: str, studies: list[str] | None, out: Path, with_figures: b
     text = "\n".join(md) + "\n"
     (out / "report.md").write_text(text)
     html_path = out / "report.html"
-    sections = [("About", page.paragraph(intro)), ("Headline", page.preformatted(headline))]
+    sections = [("Unfinished", "".join(page.paragraph(w) for w in warning))] if warning else []
+    sections += [("About", page.paragraph(intro)), ("Headline", page.preformatted(headline))]
     sections += [(heading, html_table(table)) for _, heading, table in tables]
     sections += [("Columns", page.glossary(glossary))]
     if figure_files:
         sections += [("Figures", "".join(page.image(p) for p in figure_files if p.suffix == ".png"))]
     html_path.write_text(page.page(f"sfli report: {label}", sections))
     files += [out / "report.md", html_path]
-    terminal = (f"{len(runs)} evaluation runs ({statuses}) of {which}\n\n{headline}\n\n"
-                f"Full tables, figures and {html_path.name}: {out}")
+    terminal = "".join(f"{w}\n\n" for w in warning) + (
+        f"{len(runs)} evaluation runs ({statuses}) of {which}\n\n{headline}\n\n"
+        f"Full tables, figures and {html_path.name}: {out}")
     return Report(markdown=text, terminal=terminal, html=html_path, files=files, speedup=speed,
-                  executions=executions)
+                  executions=executions, unfinished=partial)

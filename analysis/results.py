@@ -219,8 +219,11 @@ def build_results(uri: str, reports: Path, doc: Path, figures: Path, studies_dir
              markdown(_anchors(runs)), ""]
     for study in present:
         spec = _study_file(studies_dir, study)
-        lines += _section(study, spec, *walls[study], reports / study,
-                          speed[speed["study"] == study] if not speed.empty else speed, figures, doc, uri, runs)
+        section = _section(study, spec, *walls[study], reports / study,
+                           speed[speed["study"] == study] if not speed.empty else speed, figures, doc, uri, runs)
+        if study in reps[study].unfinished:  # under its heading: partial numbers never look final
+            section[2:2] = [f"**WARNING: {reps[study].unfinished[study]}**", ""]
+        lines += section
     text = "\n".join(lines) + "\n"
     doc.parent.mkdir(parents=True, exist_ok=True)
     for stale in _images(doc) - _images(text):  # figures the previous page showed and this one does not

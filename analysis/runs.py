@@ -54,6 +54,24 @@ def load_runs(uri: str, studies: list[str] | None = None, phase: str = "evaluate
     return runs[runs["execution"] == wanted].reset_index(drop=True)
 
 
+def unfinished(uri: str, executions: dict[str, int]) -> dict[str, str]:
+    """Study → why its report is partial, for the studies (at the given execution) whose evaluate phase has not
+    finished: its parent run is not closed as finished (the study was interrupted, failed or is still running)."""
+    client = MlflowClient(uri)
+    out = {}
+    for study, execution in executions.items():
+        experiment = client.get_experiment_by_name(study)
+        query = (f"tags.{record.ROLE} = '{record.ROLE_PARENT}' and tags.phase = 'evaluate' and "
+                 f"tags.{record.EXECUTION} = '{execution}'")
+        parents = client.search_runs([experiment.experiment_id], query, max_results=1) if experiment else []
+        status = parents[0].data.tags.get(record.STATUS, record.Status.RUNNING) if parents else None
+        if status != record.Status.FINISHED:
+            out[study] = (f"study '{study}' execution {execution} has not finished (its evaluate phase is "
+                          f"{status or 'not started'}): these numbers are partial; complete it with: "
+                          f"sfli resume {study}")
+    return out
+
+
 def history(uri: str, run_id: str, key: str) -> pd.Series:
     """A metric's history as a Series indexed by step."""
     points = MlflowClient(uri).get_metric_history(run_id, key)

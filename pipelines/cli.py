@@ -79,27 +79,23 @@ def cmd_run(args) -> int:
     return _report_after(state, args.runs_dir)
 
 
-def _report_after(state, runs: str | None, log: bool = True) -> int:
-    """A finished study ends with its report printed (and, with ``log``, recorded on its parent run as a new
-    version); an interrupted one exits 130 (as after Ctrl-C), a failed one 1."""
-    from .reporting import report
+def _report_after(state, runs: str | None) -> int:
+    """A finished study ends with its report printed (and recorded on its parent run, once per execution); an
+    interrupted one exits 130 (as after Ctrl-C), a failed one 1."""
+    from .reporting import final_report
     from .state import FINISHED, INTERRUPTED
 
     if state.status != FINISHED:
         return 130 if state.status == INTERRUPTED else 1
-    print("\n" + report(state.name, runs=runs, uri=state.tracking_uri, log=log).terminal)
+    print("\n" + final_report(state, runs).terminal)
     return 0
 
 
 def cmd_resume(args) -> int:
     from .runner import resume_study
-    from .state import FINISHED, StudyState
-    from .tracking import runs_dir
 
-    folder = runs_dir(args.runs_dir)
-    finished = StudyState.path(folder, args.name).exists() and StudyState.load(folder, args.name).status == FINISHED
-    state = resume_study(args.name, runs=args.runs_dir, address=args.address, num_cpus=args.num_cpus)
-    return _report_after(state, args.runs_dir, log=not finished)  # nothing new: its report is recorded
+    return _report_after(resume_study(args.name, runs=args.runs_dir, address=args.address,
+                                      num_cpus=args.num_cpus), args.runs_dir)
 
 
 def cmd_status(args) -> int:

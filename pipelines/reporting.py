@@ -13,10 +13,11 @@ import pandas as pd
 from analysis.formats import markdown
 from analysis.report import Report, build_report
 from analysis.summary import summary_table
-from sfli_core import keys
+from sfli_core import keys, record
 from sfli_core.config import ConfigError
 
 from .environment import quiet
+from .state import StudyState
 from .tracking import Tracker, check_store, runs_dir, tracking_uri
 
 HEADLINE = ["pairs", "reached_base", "reached_treat", "speedup", "speedup_low", "speedup_high", "ert_ratio",
@@ -40,22 +41,29 @@ def result_metrics(speed: pd.DataFrame) -> dict[str, float]:
 
 
 def _next_version(tracker: Tracker, run_id: str) -> int:
-    names = [a.path.rsplit("/", 1)[-1] for a in tracker.client.list_artifacts(run_id, "report")]
+    """One more than any version begun before, whether its files or only its mark were recorded."""
+    names = [a.path.rsplit("/", 1)[-1] for a in tracker.client.list_artifacts(run_id, record.REPORT_FOLDER)]
+    names += [k.rsplit("/", 1)[-1] for k in tracker.client.get_run(run_id).data.tags
+              if k.startswith(f"{record.REPORT_FOLDER}/v")]
     return 1 + max((int(n[1:]) for n in names if n.startswith("v") and n[1:].isdigit()), default=0)
 
 
 def log_report(tracker: Tracker, study: str, execution: int, result: Report) -> int | None:
-    """Record the report on the study's evaluate parent run as version N (returned; None without a parent)."""
+    """Record the report on the study's evaluate parent run as version N (returned; None without a parent).
+    The version is marked incomplete first and complete once every file, metric and tag is recorded: a
+    recording cut off half-way stays marked for what it is."""
     experiment = tracker.client.get_experiment_by_name(study)
     parent = tracker.find_parent(experiment.experiment_id, study, "evaluate", execution)
     if parent is None:
         return None
     version = _next_version(tracker, parent)
+    tracker.set_tags(parent, {record.report_tag(version): record.ReportState.INCOMPLETE})
     for path in result.files:
-        tracker.log_artifact(parent, path, f"report/v{version}")
+        tracker.log_artifact(parent, path, record.report_tag(version))
     tracker.log_metrics(parent, result_metrics(result.speedup), step=version)
     summary = summary_table(result.speedup).drop(columns="study")
-    tracker.set_tags(parent, {"report_version": version, "mlflow.note.content":
+    tracker.set_tags(parent, {record.report_tag(version): record.ReportState.COMPLETE,
+                              record.REPORT_VERSION: version, "mlflow.note.content":
                               f"**Report v{version}** (all files under `report/v{version}`; open `report.html`)"
                               f"\n\n{markdown(summary)}",
                               **{f"{_prefix(r)}/speedup_statement": r["speedup_statement"]
@@ -83,9 +91,23 @@ def report(study: str | None, all_studies: bool = False, out: str | None = None,
     except ValueError as err:
         raise ConfigError(str(err)) from None
     if log:
+        if result.unfinished:
+            raise ConfigError(f"report --log: {result.unfinished[study]}; a report is recorded on a study's runs "
+                              "once it has finished (the report above was written, not recorded)")
         version = log_report(Tracker(uri), study, result.executions[study], result)
         if version is not None:
             result.terminal += f"\nRecorded on the study's evaluate parent run as report/v{version}."
+            result.version = version
+    return result
+
+
+def final_report(state: StudyState, runs: str | None) -> Report:
+    """The report that closes a finished execution, printed and recorded once: `sfli run` makes it; a driver
+    killed before it was recorded leaves the execution without one, and `sfli resume` makes it then."""
+    result = report(state.name, runs=runs, uri=state.tracking_uri, log=state.report is None)
+    if state.report is None:
+        state.report = result.version
+        state.save(runs_dir(runs))
     return result
 
 

@@ -90,7 +90,8 @@ def resume_study(name: str, runs: str | None = None, address: str | None = None,
     folder = runs_dir(runs)
     state = StudyState.load(folder, name)
     if state.status == FINISHED:
-        print(f"study '{name}' (execution {state.execution}) has already finished; nothing to resume", flush=True)
+        print(f"study '{name}' (execution {state.execution}) has already finished; nothing to resume"
+              + ("" if state.report else " but its report, which was never recorded"), flush=True)
         return state
     if address:
         state.address = address

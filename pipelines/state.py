@@ -44,6 +44,7 @@ class StudyState:
     packing: dict[str, Any] = field(default_factory=dict)  # per phase: search pack size / evaluate packs
     status: str = RUNNING
     ray_session: str | None = None  # the local Ray instance's session folder, while one runs
+    report: int | None = None  # the version of the report recorded when this execution finished
 
     @staticmethod
     def path(runs: Path, name: str) -> Path:

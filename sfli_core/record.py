@@ -35,6 +35,20 @@ COMPLETE = (Status.FINISHED, Status.DIVERGED)
 ROLE, STATUS, PARENT_RUN, EXECUTION = "role", "status", "mlflow.parentRunId", "execution"
 ROLE_PARENT, ROLE_TRIAL = "parent", "trial"
 
+# a study's reports, recorded on its evaluate parent run as versions: files under ``report/v<N>``; the tag
+# ``report/v<N>`` says whether version N was recorded completely, ``report_version`` names the latest complete one
+REPORT_FOLDER, REPORT_VERSION = "report", "report_version"
+
+
+class ReportState(StrEnum):
+    INCOMPLETE = "incomplete"  # being recorded, or its recording was cut off: not a report to read
+    COMPLETE = "complete"
+
+
+def report_tag(version: int) -> str:
+    return f"{REPORT_FOLDER}/v{version}"
+
+
 # bookkeeping metrics of a trial run
 OBJECTIVE = "objective"  # the search objective of the trial (minimised; docs/science.md §7)
 TRIAL_STARTS = "trial/starts"  # one point per start of the trial (first, retry, resume)

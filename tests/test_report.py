@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import re
@@ -23,7 +24,7 @@ def make_store(tmp_path) -> tuple[str, str]:
     client = MlflowClient(uri)
     exp = client.create_experiment("toy", artifact_location=(tmp_path / "artifacts").as_uri())
     parent = client.create_run(exp, tags={"study": "toy", "phase": "evaluate", "role": "parent",
-                                          "execution": "1"}).info.run_id
+                                          "execution": "1", "status": "finished"}).info.run_id
     # xavier reaches 1e-2 at step 400 (seeds 0-2) and never on seed 3; sfli always at 100: speed-up 4, and a
     # lower bound of 400/100 = 4 for the censored seed
     for arm, init, role, reach, rank, err in (("xavier", "xavier_normal", "baseline", 400, 1, 0.3),
@@ -159,3 +160,63 @@ def test_report_of_an_unknown_study_is_a_clear_error(toy, tmp_path):
     uri, _ = toy
     with pytest.raises(ConfigError, match="no recorded study named nope"):
         report("nope", uri=uri, out=str(tmp_path / "out"))
+
+
+def test_a_report_of_an_unfinished_study_says_so_and_is_not_recorded(tmp_path):
+    from sfli_core.config import ConfigError
+
+    uri, parent = make_store(tmp_path)
+    client = MlflowClient(uri)
+    client.set_tag(parent, "status", "running")  # interrupted in its evaluate phase
+    result = report("toy", uri=uri, out=str(tmp_path / "out"), with_figures=False)
+    warning = "WARNING: study 'toy' execution 1 has not finished (its evaluate phase is running)"
+    assert result.terminal.startswith(warning) and "sfli resume toy" in result.terminal
+    assert warning in result.markdown and html.escape(warning) in result.html.read_text()
+    with pytest.raises(ConfigError, match="recorded on a study's runs once it has finished"):
+        report("toy", uri=uri, out=str(tmp_path / "out"), with_figures=False, log=True)
+    assert not client.list_artifacts(parent, "report") and "report_version" not in client.get_run(parent).data.tags
+    client.set_tag(parent, "status", "finished")
+    assert "WARNING" not in report("toy", uri=uri, out=str(tmp_path / "out"), with_figures=False).terminal
+
+
+def test_a_recording_cut_off_stays_marked_incomplete(tmp_path, monkeypatch):
+    from pipelines.tracking import Tracker
+
+    uri, parent = make_store(tmp_path)
+    logged = []
+    original = Tracker.log_artifact
+
+    def killed_after_two(self, run_id, path, folder=None):
+        if len(logged) == 2:
+            raise KeyboardInterrupt  # the command killed while it records its files
+        logged.append(path)
+        original(self, run_id, path, folder)
+
+    monkeypatch.setattr(Tracker, "log_artifact", killed_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        report("toy", uri=uri, out=str(tmp_path / "out"), with_figures=False, log=True)
+    monkeypatch.undo()
+    tags = MlflowClient(uri).get_run(parent).data.tags
+    assert tags["report/v1"] == "incomplete" and "report_version" not in tags
+    assert len(MlflowClient(uri).list_artifacts(parent, "report/v1")) == 2
+    report("toy", uri=uri, out=str(tmp_path / "out"), with_figures=False, log=True)
+    tags = MlflowClient(uri).get_run(parent).data.tags
+    assert (tags["report/v1"], tags["report/v2"], tags["report_version"]) == ("incomplete", "complete", "2")
+
+
+def test_resume_records_the_final_report_a_killed_driver_never_did(tmp_path, capsys):
+    """A driver killed during its closing report leaves a finished execution without one: `sfli resume` makes
+    it, once."""
+    from pipelines.cli import main
+    from pipelines.state import FINISHED, StudyState
+
+    uri, parent = make_store(tmp_path)
+    StudyState(name="toy", study={"name": "toy"}, tracking_uri=uri, storage=str(tmp_path / "ray"), address=None,
+               experiment_id="1", status=FINISHED).save(tmp_path)
+    assert main(["resume", "toy", "--runs-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "but its report, which was never recorded" in out and "report/v1" in out, out
+    assert main(["resume", "toy", "--runs-dir", str(tmp_path)]) == 0
+    assert "report/v" not in capsys.readouterr().out
+    assert {a.path for a in MlflowClient(uri).list_artifacts(parent, "report")} == {"report/v1"}
+    assert StudyState.load(tmp_path, "toy").report == 1
