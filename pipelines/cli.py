@@ -125,10 +125,11 @@ def cmd_trial(args) -> int:
 
 def cmd_ui(args) -> int:
     from .tracking import check_store, runs_dir, tracking_uri
-    from .ui import serve_ui
+    from .ui import check_port, serve_ui
 
     folder = runs_dir(args.runs_dir)
     uri = tracking_uri(args.tracking_uri, folder)
+    check_port(args.port)
     check_store(uri)  # a typo in --runs-dir must not serve a new, empty store
     return serve_ui(uri, folder, args.port)
 

@@ -46,9 +46,27 @@ def injected_outage() -> None:
         raise ConnectionError(f"tracking store unreachable (outage injected: {path} exists)")
 
 
+# the store's disk is full or read-only: waiting does not help, and MLflow reports it as an internal error
+NO_ROOM = ("disk is full", "no space left", "readonly database", "read-only file system", "disk quota")
+
+
+def no_room(err: Exception) -> bool:
+    """Whether the store cannot write because its disk is full or read-only (SQLite's "database or disk is
+    full", ENOSPC, a read-only file system)."""
+    return any(marker in str(err).lower() for marker in NO_ROOM)
+
+
+def cause(err: Exception) -> str:
+    """The line of an error that says what happened (SQLAlchemy wraps it in lines of SQL and advice)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()] or [type(err).__name__]
+    return next((line for line in lines if any(m in line.lower() for m in NO_ROOM)), lines[0])[:300]
+
+
 def transient(err: Exception) -> bool:
     """Whether an error of the store may go away by itself (unreachable, overloaded, locked), as opposed to a
-    request the store refuses (an invalid value, a deleted run)."""
+    request the store refuses (an invalid value, a deleted run) or a store without room to write."""
+    if no_room(err):
+        return False
     text = str(err).lower()
     # SQLite's lock; the server's database connection pool exhausted (MLflow answers it with BAD_REQUEST)
     if "locked" in text or "queuepool limit" in text:
@@ -101,7 +119,7 @@ class MetricBuffer:
 
     def _raise_if_hopeless(self) -> None:
         if self.refused is not None:
-            raise TrackingUnavailable(f"the tracking store refused a metric batch: {self.refused}")
+            raise TrackingUnavailable(f"the tracking store refused a metric batch: {cause(self.refused)}")
         if self.failing_since is not None and time.monotonic() - self.failing_since > self.patience:
             raise TrackingUnavailable(
                 f"the tracking store has been unreachable for more than {self.patience:.0f} s "

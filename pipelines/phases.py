@@ -7,7 +7,9 @@ import copy
 import json
 import logging
 import math
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 from ray import tune
@@ -60,6 +62,22 @@ class Progress(tune.Callback):
               f"elapsed {time.time() - self.t0:.0f} s", flush=True)
 
 
+def damaged_tune_state(path: Path) -> str | None:
+    """Why the Tune experiment saved at ``path`` cannot be restored — a state file left empty or cut short by a
+    full disk or a kill (Tune would fail on it with a bare decoding error) — or None."""
+    for file in sorted(path.iterdir()):
+        if not file.is_file() or file.suffix not in (".pkl", ".json"):
+            continue
+        if file.stat().st_size == 0:
+            return f"{file.name} is empty"
+        if file.suffix == ".json":
+            try:
+                json.loads(file.read_text())
+            except (ValueError, OSError) as err:
+                return f"{file.name} is damaged: {err}"
+    return None
+
+
 class PhaseIncomplete(Exception):
     """A phase's Tune experiment ended with trials not done (interrupted) or failed for good."""
 
@@ -100,6 +118,11 @@ def run_phase(state, study: Study, phase: str, cell: Cell | None, t0: float,
         # per trial in the overhead benchmark); trial checkpoints are small, so all are kept.
         checkpoint_config=tune.CheckpointConfig(num_to_keep=None))
     relocated = contextlib.nullcontext()
+    if "://" not in path and tune.Tuner.can_restore(path) and (why := damaged_tune_state(Path(path))):
+        aside = f"{path}.damaged-{time.strftime('%Y%m%d-%H%M%S')}"
+        os.rename(path, aside)
+        print(f"[{label}] the saved Tune state cannot be restored ({why}): set aside as {aside}; the phase "
+              "starts again and its new runs replace those recorded so far", flush=True)
     if tune.Tuner.can_restore(path):
         tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True)
         relocated = _search_storage_at(state.storage)

@@ -4,6 +4,7 @@ reachable (seconds, not minutes), and a cluster must not record into a file on t
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 import urllib.error
 import urllib.request
@@ -56,6 +57,55 @@ def check_cluster(address: str | None, uri: str) -> None:
     except OSError as err:
         raise ConfigError(f"cannot reach the Ray cluster at {address} ({host}:{port}: {err}); check the address "
                           "(host:port of the head's GCS, or ray://host:10001 for Ray Client)") from None
+    if os.environ.get("RAY_USE_TLS", "0").lower() not in ("1", "true") and not _speaks_grpc(host, port):
+        raise ConfigError(f"{address}: something listens at {host}:{port} but it does not answer as a Ray cluster "
+                          f"within {TIMEOUT_S:.0f} s (Ray's GCS and Ray Client speak gRPC); check the address "
+                          "(host:port of the head's GCS, or ray://host:10001 for Ray Client)")
+
+
+# HTTP/2's client connection preface and an empty SETTINGS frame (RFC 9113 §3.4, §6.5)
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+SETTINGS = 4
+
+
+def _speaks_grpc(host: str, port: int) -> bool:
+    """Whether the server at host:port answers the HTTP/2 connection preface, as gRPC servers do (a Ray
+    head's GCS and its Ray Client server), with its own SETTINGS frame in time: a web server, a database or a
+    silent listener does not, and Ray would wait for it for ever."""
+    try:
+        with socket.create_connection((host, port), timeout=TIMEOUT_S) as conn:
+            conn.sendall(HTTP2_PREFACE)
+            header = b""
+            while len(header) < 9:
+                chunk = conn.recv(9 - len(header))
+                if not chunk:
+                    return False
+                header += chunk
+    except OSError:  # a timeout included
+        return False
+    return header[3] == SETTINGS
+
+
+def check_local_resources(study, address: str | None, num_cpus: int | None) -> None:
+    """A trial that asks a local Ray instance for more CPUs or GPUs than it has would wait for ever: refused.
+    (A cluster may still add nodes: its trials wait for them.)"""
+    from .ray_session import cluster_address
+
+    if cluster_address(address):
+        return
+    cpus = num_cpus or os.cpu_count() or 1
+    need = study.resources
+    if need.cpus > cpus:
+        raise ConfigError(f"resources.cpus: {need.cpus:g} per trial, but the local Ray instance has {cpus} CPU"
+                          f"{'s' if cpus > 1 else ''}" + (f" (--num-cpus {num_cpus})" if num_cpus else "")
+                          + ": no trial could start; lower resources.cpus or give more CPUs")
+    if need.gpus > 0:
+        import torch
+
+        if need.gpus > torch.cuda.device_count():
+            raise ConfigError(f"resources.gpus: {need.gpus:g} per trial, but this machine has "
+                              f"{torch.cuda.device_count()} GPUs: no trial could start; set resources.gpus: 0, or "
+                              "run on a cluster with GPUs (--address)")
 
 
 def check_tracking(uri: str) -> None:

@@ -31,7 +31,7 @@ from .environment import quiet
 from .metric_buffer import TrackingUnavailable
 from .packing import evaluation_packs, parallel_trials, search_pack
 from .ray_session import cluster_address, connect_ray, disconnect, remove_leftovers, shipped_modules
-from .reach import check_cluster, check_tracking
+from .reach import check_cluster, check_local_resources, check_tracking
 from .state import FAILED, FINISHED, INTERRUPTED, RUNNING, StudyState, driver_alive, driver_lock, fingerprint
 from .store_load import load_warning
 from .study import Cell, Study, extend_python_path, load_study
@@ -68,6 +68,7 @@ def start_study(path: str, smoke: bool = False, overrides: list[str] = (), addre
             + (" of a different definition" if changed else "") + f"; continue it with: sfli resume {study.name}"
             + (", or give the changed study another name" if changed else ""))
     check_cluster(cluster_address(address), uri)
+    check_local_resources(study, address, num_cpus)
     check_tracking(uri)
     with driver_lock(folder, study.name):
         # creating the store (its schema migrations take seconds) overlaps Ray's start in _drive
@@ -97,6 +98,8 @@ def resume_study(name: str, runs: str | None = None, address: str | None = None,
         state.address = address
     check_store(state.tracking_uri)
     check_cluster(cluster_address(state.address), state.tracking_uri)
+    extend_python_path(state.study.get("python_path", []))  # the user's modules, before names are resolved
+    check_local_resources(Study.model_validate(state.study), state.address, num_cpus)
     check_tracking(state.tracking_uri)
     with driver_lock(folder, name):
         if state.ray_session:  # the local Ray of a driver that was killed: its helpers outlive it

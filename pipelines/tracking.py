@@ -33,7 +33,9 @@ from .metric_buffer import (
     Batch,
     MetricBuffer,
     TrackingUnavailable,
+    cause,
     injected_outage,
+    no_room,
     patience_s,
     transient,
 )
@@ -143,6 +145,10 @@ def _retry(fn):
                 injected_outage()
                 return fn(*args, **kwargs)
             except Exception as err:
+                if no_room(err):
+                    store = sqlite_file(args[0].uri) or args[0].uri
+                    raise TrackingUnavailable(f"the tracking store {store} cannot be written: {cause(err)}; "
+                                              "free disk space there, then: sfli resume <study>") from err
                 if not transient(err):
                     raise
                 if time.monotonic() > deadline:

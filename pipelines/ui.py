@@ -18,7 +18,7 @@ from sfli_core.config import ConfigError
 from .environment import quiet
 
 
-def _check_port(port: int) -> None:
+def check_port(port: int) -> None:
     with socket.socket() as s:
         try:
             s.bind(("127.0.0.1", port))
@@ -43,7 +43,7 @@ def studies(uri: str) -> list[tuple[str, str]]:
 def serve_ui(uri: str, folder: Path, port: int) -> int:
     """Run the UI until it exits or this process is signalled; returns its exit code (0 when stopped)."""
     quiet()
-    _check_port(port)
+    check_port(port)
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1",
            "--port", str(port), "--workers", "1"]
     if uri.startswith("sqlite"):

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from pipelines.cli import main
-from tests.pipeline_helpers import write_study
+from tests.pipeline_helpers import free_port, write_study
 
 ARMS = {"xavier": {"set": {"init.name": "xavier_normal"}},
         "sfli": {"set": {"init.name": "sfli"},
@@ -145,7 +145,7 @@ FOLDERS = {  # --runs-dir → what the message must say
     "other_db": ("other_db", "not an MLflow tracking store"),
     "truncated": ("truncated", "cannot be read"),
 }
-READ_ONLY = {"ui": ["ui", "--port", "1"], "report": ["report", "valid"], "results": ["results", "--out", "{out}"]}
+READ_ONLY = {"ui": ["ui", "--port", "{port}"], "report": ["report", "valid"], "results": ["results", "--out", "{out}"]}
 
 
 @pytest.mark.parametrize("command", list(READ_ONLY))
@@ -154,7 +154,7 @@ def test_read_only_commands_never_create_or_misread_a_store(tmp_path, capsys, co
     _folders(tmp_path)
     name, message = FOLDERS[folder]
     before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
-    argv = [a.format(out=tmp_path / "page" / "results.md") for a in READ_ONLY[command]]
+    argv = [a.format(out=tmp_path / "page" / "results.md", port=free_port()) for a in READ_ONLY[command]]
     assert main([*argv, "--runs-dir", str(tmp_path / name)]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err, err

@@ -5,6 +5,7 @@ UI port in use. Each exits 2 with a message naming the cause, and writes nothing
 from __future__ import annotations
 
 import socket
+import threading
 import time
 
 import pytest
@@ -54,6 +55,51 @@ def test_unreachable_cluster_and_tracking_server_fail_fast_and_write_nothing(tmp
     err = capsys.readouterr().err
     assert "Ray cluster" in err and time.time() - t0 < 60, err
     assert not (tmp_path / "runs" / "studies").exists()  # no state written: the next run is not "interrupted"
+
+
+@pytest.mark.parametrize("server", ["silent", "http"])
+def test_an_address_where_something_else_listens_fails_fast(tmp_path, capsys, server):
+    """A port where something that is not Ray listens (a silent one, a web server): refused in seconds, and the
+    study is not left "interrupted" (nothing written), so that a run with the right address is not refused."""
+    study = write_study(tmp_path / "s.yaml", "wrong_port", XAVIER, seeds=[0])
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        answer = threading.Thread(target=_answer_http, args=(s,), daemon=True) if server == "http" else None
+        if answer:
+            answer.start()
+        t0 = time.time()
+        assert main(["run", str(study), "--runs-dir", str(tmp_path / "runs"), "--address",
+                     f"127.0.0.1:{s.getsockname()[1]}"]) == 2
+    err = capsys.readouterr().err
+    assert "does not answer as a Ray cluster" in err and time.time() - t0 < 20, err
+    assert not (tmp_path / "runs").exists()
+
+
+def _answer_http(listener: socket.socket) -> None:
+    while True:
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        with conn:
+            conn.recv(4096)
+            conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
+
+@pytest.mark.parametrize("resources, argv, message", [
+    ({"cpus": 2}, ["--num-cpus", "1"], "resources.cpus: 2 per trial, but the local Ray instance has 1 CPU"),
+    ({"cpus": 1, "gpus": 1}, [], "resources.gpus: 1 per trial, but this machine has 0 GPUs"),
+])
+def test_trials_that_could_never_start_are_refused(tmp_path, capsys, resources, argv, message):
+    import torch
+
+    if resources.get("gpus") and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: a trial asking for one can start")
+    study = write_study(tmp_path / "s.yaml", "too_big", XAVIER, seeds=[0], resources=resources)
+    assert main(["run", str(study), "--runs-dir", str(tmp_path / "runs"), *argv]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
 
 
 def test_a_cluster_needs_a_tracking_server_every_node_reaches(tmp_path, capsys):
