@@ -76,8 +76,8 @@ def check_store(uri: str) -> None:
     if db is None:
         return
     if not db.exists():
-        raise ConfigError(f"no tracking store at {db} (no study has run in {db.parent}, or the file was moved or "
-                          "deleted); check --runs-dir, or run a study first")
+        raise ConfigError(f"no tracking store at {db}: the file is missing (no study has run in {db.parent}, or "
+                          "the file was moved or deleted); check --runs-dir, or run a study first")
     with open(db, "rb") as handle:
         header = handle.read(len(SQLITE_HEADER))
     if header != SQLITE_HEADER:

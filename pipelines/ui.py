@@ -1,7 +1,9 @@
 """`sfli ui`: the MLflow UI of a store, bound to 127.0.0.1, whose server lives exactly as long as the command.
 
-MLflow's server runs in its own process group; SIGINT or SIGTERM to ``sfli ui`` stops that whole group, so
-no server is left serving the store to the next user of the port. A port already in use is refused up front.
+MLflow's server runs in its own process group, under a guard (:mod:`pipelines.ui_guard`): SIGINT, SIGTERM or
+SIGHUP to ``sfli ui`` stops that whole group, and so does the guard when ``sfli ui`` dies without a word
+(SIGKILL), so no server is left serving the store to the next user of the port. A port already in use is
+refused up front.
 """
 
 from __future__ import annotations
@@ -52,7 +54,8 @@ def serve_ui(uri: str, folder: Path, port: int) -> int:
     print(f"MLflow UI for {uri} on {base} (Ctrl-C stops it)", flush=True)
     for name, experiment_id in studies(uri):
         print(f"  {name}: {experiment_url(base, experiment_id)}", flush=True)
-    server = subprocess.Popen(cmd, env=os.environ.copy(), start_new_session=True)
+    guarded = [sys.executable, "-m", "pipelines.ui_guard", str(os.getpid()), "--", *cmd]
+    server = subprocess.Popen(guarded, env=os.environ.copy(), start_new_session=True)
     stopping = []
 
     def stop(signum, frame) -> None:
@@ -62,7 +65,7 @@ def serve_ui(uri: str, folder: Path, port: int) -> int:
         except ProcessLookupError:
             pass
 
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         try:
             code = server.wait()

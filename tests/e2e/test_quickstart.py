@@ -19,6 +19,7 @@ from pipelines.cli import main
 from pipelines.runner import StudyState, study_status
 from pipelines.tracking import TRIAL_STARTS
 from tests.e2e.conftest import copy_runs
+from tests.e2e.interrupts import cmdline_has
 from tests.pipeline_helpers import (
     ROOT,
     check_trial_run,
@@ -112,18 +113,27 @@ def test_damaged_state_and_missing_store_are_named(quickstart, tmp_path, capsys)
     assert not (runs / "mlflow.db").exists()  # not silently re-created empty
 
 
-@pytest.fixture(scope="module")
-def ui(quickstart):
-    """`sfli ui` on the quickstart's runs folder (its default store), as a user starts it: (process, the URL
-    it printed, its port)."""
+def start_ui(runs) -> tuple[subprocess.Popen, str, int]:
+    """`sfli ui` on a runs folder (its default store), as a user starts it, once it serves: (process, the URL it
+    printed, its port)."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "ui", "--runs-dir", str(quickstart.runs),
+    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "ui", "--runs-dir", str(runs),
                              "--port", str(port)], cwd=ROOT, env=os.environ.copy(), stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True, start_new_session=True)
     try:
         lines = [proc.stdout.readline() for _ in range(2)]
         wait_for(lambda: healthy(f"http://127.0.0.1:{port}"), timeout=120, what="sfli ui")
-        yield proc, lines[1].split(": ", 1)[1].strip(), port
+    except BaseException:
+        stop_group(proc)
+        raise
+    return proc, lines[1].split(": ", 1)[1].strip(), port
+
+
+@pytest.fixture(scope="module")
+def ui(quickstart):
+    proc, url, port = start_ui(quickstart.runs)
+    try:
+        yield proc, url, port
     finally:
         stop_group(proc)
 
@@ -148,12 +158,24 @@ def test_the_ui_prints_the_runs_url_and_a_browser_renders_the_runs_table(quickst
     assert "Run Name" in dom and "quickstart-evaluate" in dom and "quickstart-search" in dom
 
 
-def test_the_ui_stops_its_server_on_a_signal(ui):
-    proc, _, port = ui
-    assert _listening(port)
-    os.kill(proc.pid, signal.SIGTERM)  # the command only, not its process group
-    proc.wait(timeout=30)
-    wait_for(lambda: not _listening(port), timeout=30, what="the MLflow server to stop")
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGKILL], ids=lambda s: s.name)
+def test_the_ui_server_does_not_outlive_the_command(ui, quickstart, sig):
+    """However `sfli ui` ends — SIGTERM, a closed terminal's SIGHUP, SIGKILL that it cannot handle — its MLflow
+    server stops with it (the module's UI serves the browser test first and is the SIGTERM case)."""
+    proc, _, port = ui if sig == signal.SIGTERM else start_ui(quickstart.runs)
+    try:
+        assert _listening(port)
+        os.kill(proc.pid, sig)  # the command only, not its process group
+        proc.wait(timeout=30)
+        wait_for(lambda: not _listening(port), timeout=30, what="the MLflow server to stop")
+        wait_for(lambda: not _serving(port), timeout=30, what="the server's guard and workers to stop")
+    finally:
+        stop_group(proc)
+
+
+def _serving(port: int) -> list[str]:
+    """PIDs of processes started for the UI on ``port`` (guard, MLflow's command, its workers)."""
+    return [p for p in os.listdir("/proc") if p.isdigit() and cmdline_has(p, f"--port\0{port}")]
 
 
 def _listening(port: int) -> bool:
