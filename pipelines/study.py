@@ -172,7 +172,10 @@ class Study(Strict):
                                  "characters; use shorter values (e.g. a registered preset's name)")
         for arm_name in self.arms:
             for variant in self.variants():
-                self.run_config(arm_name, variant=variant)  # raises with the field path
+                cfg = self.run_config(arm_name, variant=variant)  # raises with the field path
+                if cfg.train.total_steps < 1:  # a run of the initial state alone is the library's, not a study's
+                    raise ValueError(f"{self._steps_blame(arm_name, variant)}: train.steps: a study's runs need at least one step (train.steps + "
+                                     "train.lbfgs_steps ≥ 1)")
             for path, dist in (self.arms[arm_name].search or {}).items():
                 probe = dist.values[0] if dist.type == "choice" else (dist.low + dist.high) / 2
                 if dist.type == "int_uniform":
@@ -246,11 +249,12 @@ class Study(Strict):
         return sorted(found)
 
     def run_config(self, arm: str, knobs: dict[str, Any] | None = None, seed: int | None = None,
-                   where: str | None = None, variant: dict[str, Any] | None = None) -> RunConfig:
+                   where: str | None = None, variant: dict[str, Any] | None = None,
+                   arm_set: bool = True) -> RunConfig:
         """The resolved RunConfig of ``arm`` at grid point ``variant`` with searched ``knobs`` and ``seed``.
-        Precedence: base < variant < arm's ``set`` < searched knobs."""
+        Precedence: base < variant < arm's ``set`` (without it: ``arm_set=False``) < searched knobs."""
         data = copy.deepcopy(self.base)
-        for path, value in {**(variant or {}), **self.arms[arm].set, **(knobs or {})}.items():
+        for path, value in {**(variant or {}), **(self.arms[arm].set if arm_set else {}), **(knobs or {})}.items():
             set_path(data, path.split("."), value)
         if seed is not None:
             data["seed"] = seed
@@ -259,6 +263,14 @@ class Study(Strict):
         except ValidationError as err:
             at = where or self._blame(arm, variant)
             raise ValueError(format_validation_error(err, at, RunConfig)) from None
+
+    def _steps_blame(self, arm: str, variant: dict[str, Any]) -> str:
+        """'base' when the base (at the grid point) has no steps already, else the arm that took them away."""
+        try:
+            base = self.run_config(arm, variant=variant, arm_set=False)
+        except ValueError:
+            return f"arms.{arm}"
+        return "base" if base.train.total_steps < 1 else f"arms.{arm}"
 
     def _blame(self, arm: str, variant: dict[str, Any] | None) -> str:
         """Where an invalid run configuration comes from: the base (with the grid point) when it is invalid

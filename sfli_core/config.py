@@ -187,12 +187,6 @@ class TrainConfig(Strict):
             raise ValueError(f"unknown device '{v}'; valid: cpu, cuda, cuda:N, auto")
         return v
 
-    @model_validator(mode="after")
-    def _budget(self):
-        if self.total_steps < 1:
-            raise ValueError("steps: a run needs at least one step (steps + lbfgs_steps ≥ 1)")
-        return self
-
 
 class RankConfig(Strict):
     enabled: bool = True

@@ -50,7 +50,7 @@ STUDIES = {
     "nan_scale": (_set("base/init", {"scale": float("nan")}), "init.scale: Input should be a finite number"),
     "infinite_search_bound": (_set("arms/sfli/search/train.lr/high", float("inf")),
                               "arms.sfli.search.train.lr.high: Input should be a finite number"),
-    "no_steps": (_set("base/train/steps", 0), "train: steps: a run needs at least one step"),
+    "no_steps": (_set("base/train/steps", 0), "base: train.steps: a study's runs need at least one step"),
     "arm_escaping_the_folder": (_rename_arm("../../escape"), "invalid arm name '../../escape'"),
     "arm_with_a_slash": (_rename_arm("sf/li"), "invalid arm name 'sf/li'"),
     "arm_with_a_space": (_rename_arm("my arm"), "invalid arm name 'my arm'"),
