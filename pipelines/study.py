@@ -174,8 +174,8 @@ class Study(Strict):
             for variant in self.variants():
                 cfg = self.run_config(arm_name, variant=variant)  # raises with the field path
                 if cfg.train.total_steps < 1:  # a run of the initial state alone is the library's, not a study's
-                    raise ValueError(f"{self._steps_blame(arm_name, variant)}: train.steps: a study's runs need at least one step (train.steps + "
-                                     "train.lbfgs_steps ≥ 1)")
+                    raise ValueError(f"{self._steps_blame(arm_name, variant)}: train.steps: a study's runs need "
+                                     "at least one step (train.steps + train.lbfgs_steps ≥ 1)")
             for path, dist in (self.arms[arm_name].search or {}).items():
                 probe = dist.values[0] if dist.type == "choice" else (dist.low + dist.high) / 2
                 if dist.type == "int_uniform":
