@@ -63,18 +63,18 @@ class Progress(tune.Callback):
 
 
 def damaged_tune_state(path: Path) -> str | None:
-    """Why the Tune experiment saved at ``path`` cannot be restored — a state file left empty or cut short by a
-    full disk or a kill (Tune would fail on it with a bare decoding error) — or None."""
+    """Why the Tune experiment saved at ``path`` cannot be restored — a state file left empty by a full disk or
+    a kill, or the latest experiment state (JSON, the one Tune reads) cut short — or None. (Tune's other state
+    files are pickles, whatever their suffix.)"""
     for file in sorted(path.iterdir()):
-        if not file.is_file() or file.suffix not in (".pkl", ".json"):
-            continue
-        if file.stat().st_size == 0:
+        if file.is_file() and file.suffix in (".pkl", ".json") and file.stat().st_size == 0:
             return f"{file.name} is empty"
-        if file.suffix == ".json":
-            try:
-                json.loads(file.read_text())
-            except (ValueError, OSError) as err:
-                return f"{file.name} is damaged: {err}"
+    states = sorted(path.glob("experiment_state-*.json"))
+    if states:
+        try:
+            json.loads(states[-1].read_text())
+        except (ValueError, OSError) as err:
+            return f"{states[-1].name} is damaged: {err}"
     return None
 
 

@@ -39,6 +39,7 @@ def test_a_tune_state_cut_short_is_recognised(tmp_path):
 
     (tmp_path / "tuner.pkl").write_bytes(b"\x80\x04pickled")
     (tmp_path / "experiment_state-2026-12-02_00-00-00.json").write_text('{"trial_data": []}')
+    (tmp_path / "basic-variant-state-2026-12-02_00-00-00.json").write_bytes(b"\x80\x04 a pickle, named .json")
     (tmp_path / "run_trial_1").mkdir()
     (tmp_path / "run_trial_1" / "result.json").write_text("")  # a trial's own files are not the state
     assert damaged_tune_state(tmp_path) is None
