@@ -27,7 +27,7 @@ def _colours() -> list[str]:
     return plt.rcParams["axes.prop_cycle"].by_key()["color"]
 
 
-def _save(fig, path: Path, dpi: int = DPI, pdf: bool = True) -> list[Path]:
+def save(fig, path: Path, dpi: int = DPI, pdf: bool = True) -> list[Path]:
     """``path`` (PNG) and, with ``pdf``, the same figure as PDF beside it."""
     fig.savefig(path, dpi=dpi, bbox_inches="tight")
     out = [path]
@@ -76,7 +76,7 @@ def km_curves(runtimes: dict[tuple[str, float], dict[str, Runtimes]], taus: list
             ax.legend(fontsize=7, loc="lower right")
             ax.set_title(f"τ = {keys.fmt_num(tau)}, by {unit}", fontsize=9)
     fig.suptitle(f"{title}: Kaplan–Meier, 95 % band (dashed: ½ = median)", fontsize=10)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def staircase_curves(curves: dict[str, list[pd.DataFrame]], eps: float, taus: list[float], metric: str,
@@ -104,7 +104,7 @@ def staircase_curves(curves: dict[str, list[pd.DataFrame]], eps: float, taus: li
     ax_rank.set_xlabel("optimiser step")
     ax_loss.legend(fontsize=7)
     ax_loss.set_title(title, fontsize=9)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def staircase_segments(curves: dict[str, list[pd.DataFrame]], eps: float, path: Path, title: str,
@@ -143,7 +143,7 @@ def staircase_segments(curves: dict[str, list[pd.DataFrame]], eps: float, path: 
             twin.tick_params(which="both", labelsize=6, colors="green")
     fig.suptitle(f"{title}: loss pieces (grey), plateaus (shaded), ε-rank (green, ε = {keys.fmt_num(eps)}) and "
                  "its level changes, up to the smallest target", fontsize=9)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def forest_plot(table: pd.DataFrame, path: Path) -> list[Path]:
@@ -188,7 +188,7 @@ def forest_plot(table: pd.DataFrame, path: Path) -> list[Path]:
                         for r in rows.iloc[::-1].itertuples()], fontsize=8)
     ax.set_xlabel("speed-up in steps to τ: median(baseline) / median(treatment), conservative 95 % interval\n"
                   "(arrow = interval open on that side; > 1: the treatment is faster)", fontsize=8)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def initial_rank_bars(runs: pd.DataFrame, path: Path, title: str) -> list[Path]:
@@ -208,7 +208,7 @@ def initial_rank_bars(runs: pd.DataFrame, path: Path, title: str) -> list[Path]:
     ax.set_xticks(range(1, depth + 1))
     ax.legend(fontsize=7)
     ax.set_title(title, fontsize=9)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def spectra_plot(spectra: dict[str, tuple[int, dict]], eps: float, path: Path, title: str) -> list[Path]:
@@ -229,7 +229,7 @@ def spectra_plot(spectra: dict[str, tuple[int, dict]], eps: float, path: Path, t
     ax.set_ylabel("eigenvalue of M = ΦᵀΦ/N")
     ax.legend(fontsize=7)
     ax.set_title(f"{title}: spectrum of the last hidden layer", fontsize=9)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def condensation_heatmap(weights: dict, path: Path, title: str = "", dpi: int = DPI,
@@ -249,4 +249,4 @@ def condensation_heatmap(weights: dict, path: Path, title: str = "", dpi: int = 
         ax.tick_params(labelsize=6)
     fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="D(u, v)")
     fig.suptitle(title, fontsize=9)
-    return _save(fig, path, dpi, pdf)
+    return save(fig, path, dpi, pdf)

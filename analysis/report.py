@@ -16,17 +16,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sfli_core import keys
+from sfli_core import keys, record
 from sfli_core.staircase import staircase_stats
 
 from . import columns, figures
 from . import html as page
 from .condensation import condensation_table, convention_check, first_above_2p, stage_step, with_stage
 from .formats import html_table, markdown, write
-from .runs import artifact_json, history, load_runs, unfinished
+from .runs import artifact_json, history, load_runs, parent_tags, search_trials, unfinished
 from .summary import compact, summary_table
 from .survival import Runtimes
 from .tables import GROUP, layerwise_table, speedup_table, tuning_table
+from .tuning import load_search, tuning_figure
 
 SPEEDUP_COLUMNS = list(columns.GROUP) + list(columns.SPEEDUP)
 
@@ -118,6 +119,19 @@ def _figures(uri: str, runs: pd.DataFrame, curves: dict, speed: pd.DataFrame, ou
     return files
 
 
+def _tuning_figures(runs: pd.DataFrame, audit: str, out: Path) -> list[Path]:
+    """Per searched cell, the objective of every search trial against each knob (analysis.tuning)."""
+    files: list[Path] = []
+    for (study, execution, variant, arm), g in runs.groupby(["study", "execution", "variant", "arm"], sort=True):
+        trials = load_search(audit, record.search_study_name(study, int(execution), arm, variant))
+        if trials:
+            title = (f"{study}: search of {arm}" + (f" at {variant}" if variant != "base" else "")
+                     + f" ({len(trials)} trials)")
+            files += tuning_figure(trials, g["chosen"].iloc[0], out / f"tuning_{_slug(study, variant, arm)}.png",
+                                   title)
+    return files
+
+
 def _heatmap(uri: str, run: pd.Series, path: Path, title: str) -> list[Path]:
     """Heat maps of the first condensation layer at the start, in the initial stage (when the run tracked its
     weights) and at the end."""
@@ -133,7 +147,8 @@ def _heatmap(uri: str, run: pd.Series, path: Path, title: str) -> list[Path]:
 
 
 def build_report(uri: str, studies: list[str] | None, out: Path, with_figures: bool = True,
-                 execution: int | None = None) -> Report:
+                 execution: int | None = None, audit: str | None = None) -> Report:
+    """``audit``: the Optuna storage of the studies' searches (pipelines.audit), for the tuning figures."""
     runs = load_runs(uri, studies, execution=execution)
     label = ", ".join(studies) if studies else "all studies"
     if runs.empty:
@@ -147,7 +162,8 @@ def build_report(uri: str, studies: list[str] | None, out: Path, with_figures: b
     with warnings.catch_warnings():  # a group whose runs all diverged has only NaN: shown as —, not warned
         warnings.filterwarnings("ignore", "All-NaN slice|Mean of empty slice", RuntimeWarning)
         speed = speedup_table(runs)
-        tuning = tuning_table(runs, load_runs(uri, studies, phase="search", execution=execution))
+        tuning = tuning_table(runs, search_trials(uri, executions),
+                              {s: parent_tags(uri, s, "search", e) for s, e in executions.items()})
         layers = layerwise_table(runs)
         condensed = condensation_table(with_stage(uri, runs))
         conventions = convention_check(uri, runs)
@@ -172,6 +188,7 @@ def build_report(uri: str, studies: list[str] | None, out: Path, with_figures: b
         if not table.empty:
             files += write(table, out, name, tex=name != "speedup")
     figure_files = _figures(uri, runs, curves, speed, out) if with_figures else []
+    figure_files += _tuning_figures(runs, audit, out) if with_figures and audit else []
     files += figure_files
 
     statuses = ", ".join(f"{k} {v}" for k, v in runs["status"].value_counts().items())

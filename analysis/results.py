@@ -127,7 +127,9 @@ def _section(name: str, spec: dict, wall: float, phases: dict[str, int], report_
     if not speed.empty:
         table = summary_table(speed).drop(columns=["study", "ert_ratio_95", "underpowered"])
         lines += ["Speed-up to each target and final error, SFLI against each baseline:", "", markdown(table), ""]
-    for stem, heading in (("layerwise", "ε-rank by hidden layer (median over seeds)"),
+    for stem, heading in (("tuning", "Tuning: each arm's searched knobs, the values chosen, what the search spent and "
+                                     "any choice at the edge of its range"),
+                          ("layerwise", "ε-rank by hidden layer (median over seeds)"),
                           ("staircase", "Staircase statistics up to the smallest target (median over seeds)"),
                           ("condensation", "Condensation: end of run and initial stage"),
                           ("condensation_conventions", "Seeds above 2p under other clustering conventions")):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from sfli_core import record
+from sfli_core import keys, record
 from sfli_core.record import TrialIdentity
 
 
@@ -44,7 +44,9 @@ def load_runs(uri: str, studies: list[str] | None = None, phase: str = "evaluate
                        headline=float(p["rank.headline"]), metric=p["targets.metric"],
                        thresholds=tuple(p["targets.thresholds"]),
                        searched=", ".join(sorted(k.removeprefix(record.SEARCHED) for k in p
-                                                 if k.startswith(record.SEARCHED))))
+                                                 if k.startswith(record.SEARCHED))),
+                       chosen={k.removeprefix(record.SEARCHED): v for k, v in p.items()
+                               if k.startswith(record.SEARCHED)})
             row.update(run.data.metrics)
             rows.append(row)
     runs = pd.DataFrame(rows)
@@ -52,6 +54,37 @@ def load_runs(uri: str, studies: list[str] | None = None, phase: str = "evaluate
         return runs
     wanted = runs.groupby("study")["execution"].transform("max") if execution is None else execution
     return runs[runs["execution"] == wanted].reset_index(drop=True)
+
+
+def search_trials(uri: str, executions: dict[str, int]) -> pd.DataFrame:
+    """Every search trial run of the given executions, whatever its status (pruned ones are ``stopped``): study,
+    arm, variant, status, steps trained (the last logged step), training seconds, and its sampled knobs
+    (``search.<knob>`` parameters, as ``knobs``). Empty for studies without a search."""
+    client = MlflowClient(uri)
+    rows = []
+    for study, execution in executions.items():
+        experiment = client.get_experiment_by_name(study)
+        query = (f"tags.{record.ROLE} = '{record.ROLE_TRIAL}' and tags.phase = 'search' and "
+                 f"tags.{record.EXECUTION} = '{execution}'")
+        for run in client.search_runs([experiment.experiment_id], query, max_results=50000) if experiment else []:
+            loss = client.get_metric_history(run.info.run_id, keys.TRAIN_LOSS)
+            rows.append({"study": study, "arm": run.data.tags.get("arm"), "variant": run.data.tags.get("variant"),
+                         "status": run.data.tags.get(record.STATUS), "steps": max((m.step for m in loss), default=0),
+                         "seconds": run.data.metrics.get(keys.TIME_TRAIN, 0.0),
+                         "objective": run.data.metrics.get(record.OBJECTIVE),
+                         "knobs": {k.removeprefix(record.SEARCHED): record.decode(v)
+                                   for k, v in run.data.params.items() if k.startswith(record.SEARCHED)}})
+    return pd.DataFrame(rows)
+
+
+def parent_tags(uri: str, study: str, phase: str, execution: int) -> dict[str, str]:
+    """The tags of a study's parent run of ``phase`` in ``execution`` (empty when there is none)."""
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name(study)
+    query = (f"tags.{record.ROLE} = '{record.ROLE_PARENT}' and tags.phase = '{phase}' and "
+             f"tags.{record.EXECUTION} = '{execution}'")
+    parents = client.search_runs([experiment.experiment_id], query, max_results=1) if experiment else []
+    return dict(parents[0].data.tags) if parents else {}
 
 
 def unfinished(uri: str, executions: dict[str, int]) -> dict[str, str]:

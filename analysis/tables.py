@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from sfli_core import keys
+from sfli_core import keys, record
 
 from .speedup import adjust, compare_arms
 
@@ -52,17 +52,31 @@ def _arm(g: pd.DataFrame, arm: str, columns) -> pd.DataFrame:
     return out
 
 
-def tuning_table(runs: pd.DataFrame, search: pd.DataFrame) -> pd.DataFrame:
-    """Per study and arm: the knobs a search tuned and the search trials it had per grid point, so that a
-    comparison where only some arms were tuned says so."""
+def tuning_table(runs: pd.DataFrame, search: pd.DataFrame, edges: dict[str, dict[str, str]]) -> pd.DataFrame:
+    """Per study, grid point and arm: the knobs a search tuned and the values it chose, what the search spent
+    (trials, of which pruned by successive halving, training steps and seconds, summed over its trials) and
+    the chosen knobs at an edge of their range (``edges``: study → the search parent run's tags), so that a
+    reader sees whether every arm was tuned alike and within ranges that held its optimum."""
     rows = []
-    for (study, arm), g in runs.groupby(["study", "arm"], sort=True):
-        mine = search[(search["study"] == study) & (search["arm"] == arm)] if not search.empty else search
-        trials = mine.groupby("variant").size() if not mine.empty else pd.Series(dtype=int)
-        rows.append({"study": study, "arm": arm, "init": g["init"].iloc[0],
+    for (study, variant, arm), g in runs.groupby(["study", "variant", "arm"], sort=True):
+        mine = search[(search["study"] == study) & (search["arm"] == arm) & (search["variant"] == variant)] \
+            if not search.empty else search
+        chosen = g["chosen"].iloc[0]
+        cell = arm if variant == "base" else f"{arm}/{variant}"
+        prefix = f"{record.EDGE_PREFIX}{cell}/"
+        flags = [v for k, v in sorted(edges.get(study, {}).items()) if k.startswith(prefix)]
+        rows.append({"study": study, "variant": variant, "arm": arm, "init": g["init"].iloc[0],
                      "tuned": g["searched"].iloc[0] or "not tuned (fixed knobs)",
-                     "search_trials_per_grid_point": int(trials.median()) if len(trials) else 0})
+                     "chosen": ", ".join(f"{k}={_short(v)}" for k, v in sorted(chosen.items())) or "-",
+                     "trials": len(mine), "pruned": int((mine["status"] == record.Status.STOPPED).sum()) if len(mine)
+                     else 0, "search_steps": int(mine["steps"].sum()) if len(mine) else 0,
+                     "search_seconds": round(float(mine["seconds"].sum()), 1) if len(mine) else 0.0,
+                     "edge": "; ".join(flags) or "-"})
     return pd.DataFrame(rows)
+
+
+def _short(value) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
 def layerwise_table(runs: pd.DataFrame) -> pd.DataFrame:

@@ -47,6 +47,7 @@ def cmd_train(args) -> int:
 
 def cmd_validate(args) -> int:
     from .study import load_study
+    from .tuning import search_plan
 
     study = load_study(args.study, smoke=args.smoke, overrides=args.set)
     variants = study.variants()
@@ -57,6 +58,10 @@ def cmd_validate(args) -> int:
               f"{cfg.train.total_steps} steps; searched: {knobs}")
     if study.grid:
         print(f"grid: {len(variants)} points: {', '.join(study.variant_id(v) for v in variants)}")
+    plan, warnings = search_plan(study)
+    print("\n".join(plan))
+    for warning in warnings:
+        print(f"warning: {warning}")
     print(f"{args.study}: valid. {study.expected_trials('search')} search trials on seeds {study.search.seeds}, "
           f"{study.expected_trials('evaluate')} evaluate runs on seeds {study.evaluate.seeds}; "
           f"resources.pack: {study.resources.pack}")

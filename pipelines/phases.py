@@ -15,10 +15,10 @@ from typing import Any
 from ray import tune
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler
-from ray.tune.search.optuna import OptunaSearch
 
 from sfli_core import record
 
+from .audit import AuditedSearch, searcher
 from .study import Cell, Study
 from .tracking import Tracker
 from .trial import COMPLETE, TrialContext, run_trial
@@ -98,10 +98,12 @@ class StopRequest:
 
 
 def run_phase(state, study: Study, phase: str, cell: Cell | None, t0: float,
-              python_path: list[str], packing: Any) -> dict[str, Any]:
+              python_path: list[str], packing: Any, audit: str) -> dict[str, Any]:
     """Run (or restore and finish) the phase's Tune experiment. Search: returns the best knobs of ``cell``.
     ``python_path``: folders the trials put on their ``sys.path`` (empty when the modules are shipped);
-    ``packing``: the search trials' pack size, or the evaluate trials' members (pipelines.packing)."""
+    ``packing``: the search trials' pack size, or the evaluate trials' members (pipelines.packing);
+    ``audit``: the Optuna storage of the searches (pipelines.audit)."""
+    AuditedSearch.storage_url = audit
     context = TrialContext(study=study, phase=phase, tracking_uri=state.tracking_uri,
                            experiment_id=state.experiment_id, parent_run_id=state.parents[phase],
                            git_revision=state.git_revision, chosen=dict(state.chosen), python_path=python_path,
@@ -127,14 +129,14 @@ def run_phase(state, study: Study, phase: str, cell: Cell | None, t0: float,
         tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True)
         relocated = _search_storage_at(state.storage)
     elif phase == "search":
-        searcher = OptunaSearch(metric=record.OBJECTIVE, mode="min", sampler=_sampler(study))
         scheduler = None
         if study.search.asha.enabled:
-            scheduler = ASHAScheduler(metric="train/loss", mode="min", time_attr="training_iteration",
+            scheduler = ASHAScheduler(metric=record.OBJECTIVE, mode="min", time_attr="training_iteration",
                                       grace_period=study.search.asha.grace_period,
                                       reduction_factor=study.search.asha.reduction_factor)
         tuner = tune.Tuner(trainable, param_space=search_space(study, cell), run_config=run_config,
-                           tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
+                           tune_config=tune.TuneConfig(search_alg=searcher(study, cell, state.execution, audit),
+                                                       scheduler=scheduler,
                                                        num_samples=study.search.trials, reuse_actors=True))
     else:
         tuner = tune.Tuner(trainable, param_space={"members": tune.grid_search(packing)}, run_config=run_config,
@@ -201,12 +203,3 @@ def _search_storage_at(storage: str):
         yield
     finally:
         SearchGenerator.set_state = original
-
-
-def _sampler(study: Study):
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # not "A new study created in memory" per phase
-    if study.search.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=study.search.sampler_seed)
-    return optuna.samplers.TPESampler(seed=study.search.sampler_seed)

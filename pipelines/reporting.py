@@ -86,8 +86,9 @@ def report(study: str | None, all_studies: bool = False, out: str | None = None,
     check_store(uri)
     target = Path(out) if out else folder / "reports" / (study if study and not all_studies else "all")
     try:
+        audit = folder / record.AUDIT_FILE
         result = build_report(uri, None if all_studies else [study], target, with_figures=with_figures,
-                              execution=execution)
+                              execution=execution, audit=f"sqlite:///{audit}" if audit.exists() else None)
     except ValueError as err:
         raise ConfigError(str(err)) from None
     if log:

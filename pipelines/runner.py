@@ -27,6 +27,7 @@ from pathlib import Path
 from sfli_core import record
 from sfli_core.config import ConfigError
 
+from .audit import audit_storage
 from .environment import quiet
 from .metric_buffer import TrackingUnavailable
 from .packing import evaluation_packs, parallel_trials, search_pack
@@ -36,6 +37,7 @@ from .state import FAILED, FINISHED, INTERRUPTED, RUNNING, StudyState, driver_al
 from .store_load import load_warning
 from .study import Cell, Study, extend_python_path, load_study
 from .tracking import Tracker, check_store, runs_dir, sqlite_file, store_lock, tracking_uri
+from .tuning import edge_flags
 
 
 def git_revision() -> str:
@@ -164,10 +166,16 @@ def _drive(state: StudyState, folder: Path, num_cpus: int | None, experiment: Fu
             if phase == "evaluate":  # the results' run says which knobs every cell was evaluated at
                 tracker.log_new_params(state.parents[phase], {f"chosen.{key}.{k}": v for key, knobs
                                                               in state.chosen.items() for k, v in knobs.items()})
-            best = run_phase(state, study, phase, cell, t0, [] if shipped else study.python_path, state.packing[key])
+            best = run_phase(state, study, phase, cell, t0, [] if shipped else study.python_path, state.packing[key],
+                             audit_storage(folder))
             if phase == "search":
                 state.chosen[cell.key] = best
                 tracker.log_new_params(state.parents[phase], {f"best.{cell.key}.{k}": v for k, v in best.items()})
+                flags = edge_flags(study, cell, best)
+                tracker.set_tags(state.parents[phase], {record.edge_tag(cell.key, k): v for k, v in flags.items()})
+                print(f"[search {cell.slug}] chosen: " + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else
+                                                                  f"{k}={v}" for k, v in best.items())
+                      + "".join(f"\n  warning: {text}" for text in flags.values()), flush=True)
             state.done.append(key)
             state.save(folder)
         for parent in state.parents.values():

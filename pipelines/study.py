@@ -16,6 +16,7 @@ runs every cell on every evaluation seed, paired by seed. The search objective i
 from __future__ import annotations
 
 import copy
+import math
 import re
 import sys
 from dataclasses import dataclass
@@ -99,6 +100,10 @@ class Arm(Strict):
 
 
 class Asha(Strict):
+    """Successive halving (Ray Tune's ASHA) on the search objective's running value: a trial is stopped at a
+    rung (``grace_period`` logging steps, then × ``reduction_factor``) unless it is in the best 1/factor of the
+    trials that reached that rung."""
+
     enabled: bool = False
     grace_period: PositiveInt = 4  # logging steps
     reduction_factor: float = Field(3.0, gt=1)
@@ -109,6 +114,9 @@ class SearchConfig(Strict):
     trials: PositiveInt = 16
     sampler: Literal["tpe", "random"] = "tpe"
     sampler_seed: Seed = 0
+    # TPE's random start-up, as a fraction of the trials (Optuna's default of 10 trials would leave a search of
+    # fewer than 10 trials random from first to last)
+    startup_fraction: float = Field(0.25, gt=0, le=1)
     seeds: list[Seed] = Field(default_factory=lambda: [1000], min_length=1)
     asha: Asha = Field(default_factory=Asha)
 
@@ -196,6 +204,10 @@ class Study(Strict):
         if overlap and self.has_search:
             raise ValueError(f"evaluate.seeds must be fresh, not the search seeds: {sorted(overlap)}")
         return self
+
+    @property
+    def startup_trials(self) -> int:
+        return max(1, math.ceil(self.search.trials * self.search.startup_fraction))
 
     @property
     def has_search(self) -> bool:

@@ -212,8 +212,8 @@ def train_runs(plans: list[TrialPlan], todo: list[int], state: TrialState, conte
                 tracker.log_new_params(run_ids[i], {f"{record.RESOLVED}{k}": v for k, v in result.init_info.items()}
                                        | {f"{record.META}{k}": v for k, v in result.metadata.items()})
                 _artifacts(tracker, run_ids[i], cfg, result, u0, input_weights(layers[0][0]) if layers else None)
-            objective = objective_value(study.search.objective, result.status, result.targets,
-                                        result.history[-1], cfg.train.total_steps)
+            objective = objective_value(study.search.objective, result.status, result.history,
+                                        cfg.targets.metric, cfg.train.total_steps)
             state.outcomes.append(SeedOutcome(seed, result.status, objective, result.history,
                                               {**result.summary(), **layer_counts(member.model)}, run=i))
         state.chunk = index + 1
@@ -249,8 +249,8 @@ class _TuneReport:
     def __call__(self, pack: Pack) -> None:
         self.n += 1
         latest = [m.history[-1] for m in pack.members]
-        running = [objective_value(self.study.search.objective, m.status, m.targets.reached, entry,
-                                   m.cfg.train.total_steps) for m, entry in zip(pack.members, latest)]
+        running = [objective_value(self.study.search.objective, m.status, m.history, m.cfg.targets.metric,
+                                   m.cfg.train.total_steps) for m in pack.members]
         metrics = {record.OBJECTIVE: sum(running) / len(running),
                    keys.TRAIN_LOSS: sum(finite_or_worst(e[keys.TRAIN_LOSS]) for e in latest) / len(latest),
                    "step": pack.step - 1, "seed_index": self.chunk, COMPLETE: 0}

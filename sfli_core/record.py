@@ -49,6 +49,24 @@ def report_tag(version: int) -> str:
     return f"{REPORT_FOLDER}/v{version}"
 
 
+# on the search parent run: a chosen knob at the edge of its range (pipelines.tuning), per cell
+EDGE_PREFIX = "edge/"
+
+
+def edge_tag(cell: str, knob: str) -> str:
+    return f"{EDGE_PREFIX}{cell}/{knob}"
+
+
+# the tuning audit (pipelines.audit): one Optuna study per searched cell and execution, in an Optuna storage
+# file beside the embedded MLflow store
+AUDIT_FILE = "optuna.db"
+
+
+def search_study_name(study: str, execution: int, arm: str, variant: str) -> str:
+    """The Optuna study of the search of ``arm`` at grid point ``variant`` ('base' without a grid)."""
+    return f"{study}-e{execution}-{arm}" + ("" if variant == "base" else f"-{variant}")
+
+
 # bookkeeping metrics of a trial run
 OBJECTIVE = "objective"  # the search objective of the trial (minimised; docs/science.md §7)
 TRIAL_STARTS = "trial/starts"  # one point per start of the trial (first, retry, resume)

@@ -37,6 +37,8 @@ def make_store(tmp_path) -> tuple[str, str]:
             params = {"seed": seed, "train.steps": 400, "model.depth": 2, "meta.hidden_layers": 2, "model.width": 32,
                       "model.activation": "tanh", "rank.headline": 0.001, "targets.metric": "train/loss",
                       "targets.thresholds": json.dumps([0.01, 0.001])}
+            if arm == "sfli":
+                params["search.init.scale"] = 1.9  # the value its search chose
             metrics = [Metric("final/eval/rel_l2", err * (1 + 0.1 * seed), 0, 400), Metric("time/train_s", 4.0, 0, 400),
                        Metric("initial/rank/eps1e-3/layer1", rank, 0, 0),
                        Metric("initial/rank/eps1e-3/layer2", rank, 0, 0),
@@ -55,7 +57,25 @@ def make_store(tmp_path) -> tuple[str, str]:
                                            "final": [[1.0] * rank, [0.5] * (rank + 2)]}))
             client.log_artifact(run_id, str(spectra))
             client.set_terminated(run_id)
+    _search(client, exp)
     return uri, parent
+
+
+def _search(client: MlflowClient, exp: str) -> None:
+    """SFLI's search: three trials (one pruned by successive halving at step 100), and its choice flagged at
+    the upper edge of its range."""
+    parent = client.create_run(exp, tags={"study": "toy", "phase": "search", "role": "parent", "execution": "1",
+                                          "status": "finished", "edge/sfli/init.scale": EDGE}).info.run_id
+    for scale, status, steps in ((1.9, "finished", 400), (0.7, "finished", 400), (1.2, "stopped", 100)):
+        tags = {"study": "toy", "phase": "search", "arm": "sfli", "variant": "base", "status": status,
+                "role": "trial", "execution": "1", "mlflow.parentRunId": parent}
+        run_id = client.create_run(exp, tags=tags).info.run_id
+        client.log_batch(run_id, params=[Param("search.init.scale", str(scale))],
+                         metrics=[Metric("train/loss", 1.0 / (1 + s), 0, s) for s in range(0, steps + 1, 100)]
+                         + [Metric("time/train_s", steps / 100, 0, steps)])
+
+
+EDGE = "init.scale chosen at the upper edge of [0.5, 2] (1.9): widen the range"
 
 
 @pytest.fixture(scope="module")
@@ -93,8 +113,10 @@ def test_report_tables_and_figures(toy_report):
                  "km_toy_fit1d_multiscale_mlp.pdf", "staircase_toy_fit1d_multiscale_mlp.png",
                  "initial_rank_toy_fit1d_multiscale_mlp.png", "spectra_toy_fit1d_multiscale_mlp.png"):
         assert (out / name).stat().st_size > 0, name
-    # neither arm of the toy study was searched, and the report says so
-    assert "| toy | sfli | sfli | not tuned (fixed knobs) | 0 |" in result.markdown
+    # what each arm's search tuned, chose and spent, and the choice at the edge of its range
+    fixed = "| toy | base | xavier | xavier_normal | not tuned (fixed knobs) | - | 0 | 0 | 0 | 0 | - |"
+    assert fixed in result.markdown
+    assert f"| toy | base | sfli | sfli | init.scale | init.scale=1.9 | 3 | 1 | 900 | 9 | {EDGE} |" in result.markdown
     # every column of every table written is explained once
     for table in ("speedup", "speedup_summary", "tuning", "layerwise", "staircase"):
         for column in pd.read_csv(out / f"{table}.csv").columns:

@@ -12,8 +12,10 @@ import subprocess
 import sys
 import tempfile
 
+import optuna
 import pytest
 from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
 
 from pipelines.cli import main
 from pipelines.runner import StudyState, study_status
@@ -87,6 +89,27 @@ def test_the_experiment_and_its_report_as_the_ui_shows_them(quickstart):
     assert {a.path for a in client.list_artifacts(parent.info.run_id, "report")} == {"report/v1"}
     assert "result/base/xavier-vs-sfli/tau1e-2/pairs" in parent.data.metrics
     assert "| fit1d_multiscale mlp | 0.01 | xavier vs sfli |" in parent.data.tags["mlflow.note.content"]
+
+
+def test_the_tuning_audit_opens_with_optuna_and_shows_in_the_report(quickstart):
+    """Each arm's search is an Optuna study in the runs folder's storage, with every trial, its knobs and its
+    objective; the chosen knobs are the best complete trial's; the report's tuning table and figures show it."""
+    client = MlflowClient(quickstart.uri)
+    chosen = parent_runs(quickstart.uri, "quickstart")["search"].data.params
+    for arm in ("xavier", "sfli"):
+        study = optuna.load_study(study_name=f"quickstart-e1-{arm}", storage=f"sqlite:///{quickstart.runs}/optuna.db")
+        trials = study.get_trials(deepcopy=False)
+        assert len(trials) == 2 and {t.state for t in trials} <= {TrialState.COMPLETE, TrialState.PRUNED}
+        complete = [t for t in trials if t.state == TrialState.COMPLETE]
+        best = min(complete, key=lambda t: (t.value, t.number))
+        assert {k: float(v) for k, v in best.params.items()} == pytest.approx(
+            {k: float(chosen[f"best.{arm}.{k}"]) for k in ("init.scale", "train.lr")})
+        runs = [r for r in trial_runs(quickstart.uri, "quickstart", "search") if r.data.tags["arm"] == arm]
+        assert sorted(t.value for t in complete) == pytest.approx(sorted(
+            r.data.metrics["objective"] for r in runs if r.data.tags["status"] == "finished"))
+    page = (quickstart.runs / "reports" / "quickstart" / "report.html").read_text()
+    assert "search_seconds" in page and "tuning_quickstart_xavier.png" in page
+    assert client is not None
 
 
 def test_status_names_the_phases_and_their_runs(quickstart, capsys):
