@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -74,9 +75,11 @@ def test_search_stopped_then_killed_resumes_without_orphans_or_leftovers(tmp_pat
     assert not os.path.exists(session)  # the session folder Ray would keep for ever …
     assert [p for p in os.listdir("/proc") if p.isdigit() and cmdline_has(p, session)] == []  # … its helpers
     assert not (home / ".ray" / "auth_token").exists()  # a loopback instance needs no token
-    # nothing of the moved study written where its folder was; its artifacts live in the moved folder
+    # nothing of the moved study written where its folder was (store, artifacts, Tune, Optuna audit)
     assert sorted(p.name for p in old.iterdir()) == decoy_files
     with contextlib.closing(sqlite3.connect(old / "mlflow.db")) as decoy:
         assert decoy.execute("select count(*) from runs").fetchone() == (0,)
+    audit = optuna.load_study(study_name="search_cut-e1-sfli", storage=f"sqlite:///{study.runs / 'optuna.db'}")
+    assert len([t for t in audit.get_trials() if t.state.is_finished()]) == 4  # the search's audit moved with it
     artifacts = {MlflowClient(study.uri).get_run(r).info.artifact_uri for r in finished_before}
     assert artifacts and all(a.startswith((study.runs / "artifacts").as_uri()) for a in artifacts), artifacts
