@@ -38,7 +38,8 @@ def tuning_figure(trials: list[optuna.trial.FrozenTrial], chosen: dict, path: Pa
     knobs = sorted({k for t in trials for k in t.params})
     if not knobs:
         return []
-    fig, axes = plt.subplots(1, len(knobs), figsize=(4.2 * len(knobs), 3.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(knobs), figsize=(4.2 * len(knobs), 3.4), squeeze=False, sharey=True)
+    axes[0][0].set_ylabel("objective (lower is better)")
     for ax, knob in zip(axes[0], knobs):
         for state, marker, label in ((TrialState.COMPLETE, "o", "complete"), (TrialState.PRUNED, PRUNED_MARK,
                                                                               "pruned (last rung)")):
@@ -53,9 +54,11 @@ def tuning_figure(trials: list[optuna.trial.FrozenTrial], chosen: dict, path: Pa
         distribution = next(t.distributions[knob] for t in trials if knob in t.distributions)
         if getattr(distribution, "log", False):
             ax.set_xscale("log")
-            ax.set_xlim(distribution.low / 1.3, distribution.high * 1.3)
+        if hasattr(distribution, "low"):  # the searched range, whose edges a choice should not sit on
+            for end in (distribution.low, distribution.high):
+                ax.axvline(end, color="grey", linestyle=":", linewidth=1)
         ax.set_xlabel(knob)
-        ax.set_ylabel("objective (lower is better)")
-        ax.legend(fontsize=7)
-    fig.suptitle(title, fontsize=9)
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(title + "; dotted: the searched range", fontsize=9)
+    fig.tight_layout()
     return save(fig, path)
