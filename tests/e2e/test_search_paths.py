@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import warnings
 
+import optuna
 import yaml
 from mlflow.tracking import MlflowClient
 
@@ -32,6 +33,11 @@ def test_asha_closes_every_search_run_and_a_diverging_arm_is_a_recorded_outcome(
     statuses = [r.data.tags["status"] for r in search]
     assert "running" not in statuses and all(r.info.status != "RUNNING" for r in search)
     assert "stopped" in statuses  # ASHA cut at least one trial short …
+    # … and the tuning audit says so: Optuna has the stopped trials as pruned, with their running objectives
+    audit = optuna.load_study(study_name="with_asha-e1-sfli", storage=f"sqlite:///{runs / 'optuna.db'}")
+    states = sorted(t.state.name for t in audit.get_trials())
+    assert states == sorted("PRUNED" if s == "stopped" else "COMPLETE" for s in statuses), states
+    assert all(t.intermediate_values for t in audit.get_trials() if t.state.name == "PRUNED")
     client = MlflowClient(state.tracking_uri)
     evaluate = {r.data.tags["arm"]: r for r in trial_runs(state.tracking_uri, "with_asha", "evaluate")}
     assert set(evaluate) == {"xavier", "sfli", "blowup"}
