@@ -7,6 +7,7 @@ from __future__ import annotations
 import warnings
 
 import optuna
+import pandas as pd
 import yaml
 from mlflow.tracking import MlflowClient
 
@@ -68,7 +69,10 @@ def test_sfli_layouts_smoke_runs_every_layout_with_every_arm_tuned(tmp_path, cap
     out = capsys.readouterr().out
     for arm in ("sfli_random", "sfli_axis", "sfli_quasi", "sfli_layout"):
         assert f"xavier vs {arm}" in out  # each layout paired with tuned Xavier
-    report = (tmp_path / "runs" / "reports" / "sfli_layouts" / "report.md").read_text()
-    assert "| sfli_layouts | xavier | xavier_normal | init.scale, train.lr | 1 |" in report  # the baseline was tuned
-    assert "| sfli_layouts | sfli_quasi | sfli | init.scale, train.lr | 1 |" in report  # every arm alike
-    assert "| sfli_layouts | sfli_layout | sfli | init.params.layout, init.scale, train.lr | 1 |" in report
+    tuning = pd.read_csv(tmp_path / "runs" / "reports" / "sfli_layouts" / "tuning.csv").set_index("arm")
+    # every arm tuned alike, the baseline included: its knobs, one trial of 20 steps, a chosen value per knob
+    knobs = {arm: "init.scale, train.lr" for arm in ("xavier", "sfli_random", "sfli_axis", "sfli_quasi")}
+    knobs["sfli_layout"] = "init.params.layout, init.scale, train.lr"
+    assert tuning["tuned"].to_dict() == knobs
+    assert set(tuning["trials"]) == {1} and set(tuning["pruned"]) == {0} and set(tuning["search_steps"]) == {20}
+    assert all(row.chosen.count("=") == len(knobs[arm].split(", ")) for arm, row in tuning.iterrows())
