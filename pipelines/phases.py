@@ -54,10 +54,11 @@ class Progress(tune.Callback):
     def show(self, trials: list[Trial]) -> None:
         self.last = time.time()
         states = [t.status for t in trials]
-        finals = [t.last_result.get(record.OBJECTIVE) for t in trials
-                  if t.status == Trial.TERMINATED and t.last_result.get(COMPLETE)]
+        ended = [t for t in trials if t.status == Trial.TERMINATED]
+        finals = [t.last_result.get(record.OBJECTIVE) for t in ended if t.last_result.get(COMPLETE)]
+        pruned = f" (pruned {len(ended) - len(finals)})" if len(ended) > len(finals) else ""
         best = f"{min(finals):.4g}" if finals else "-"
-        print(f"[{self.label}] done {states.count(Trial.TERMINATED)}  running {states.count(Trial.RUNNING)}  "
+        print(f"[{self.label}] done {len(ended)}{pruned}  running {states.count(Trial.RUNNING)}  "
               f"pending {states.count(Trial.PENDING)}  errored {states.count(Trial.ERROR)}  best objective {best}  "
               f"elapsed {time.time() - self.t0:.0f} s", flush=True)
 
