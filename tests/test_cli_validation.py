@@ -87,15 +87,20 @@ def _answer_http(listener: socket.socket) -> None:
             conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
 
 
-@pytest.mark.parametrize("resources, argv, message", [
-    ({"cpus": 2}, ["--num-cpus", "1"], "resources.cpus: 2 per trial, but the local Ray instance has 1 CPU"),
-    ({"cpus": 1, "gpus": 1}, [], "resources.gpus: 1 per trial, but this machine has 0 GPUs"),
-])
-def test_trials_that_could_never_start_are_refused(tmp_path, capsys, resources, argv, message):
+def _more_gpus_than_here() -> int:
     import torch
 
-    if resources.get("gpus") and torch.cuda.is_available():
-        pytest.skip("this machine has a GPU: a trial asking for one can start")
+    return torch.cuda.device_count() + 1
+
+
+@pytest.mark.parametrize("resources, argv, message", [
+    ({"cpus": 2}, ["--num-cpus", "1"], "resources.cpus: 2 per trial, but the local Ray instance has 1 CPU"),
+    ({"cpus": 1, "gpus": "more"}, [], "per trial, but this machine has"),
+])
+def test_trials_that_could_never_start_are_refused(tmp_path, capsys, resources, argv, message):
+    if resources.get("gpus") == "more":  # one more GPU than this machine has, whatever it has
+        resources = {**resources, "gpus": _more_gpus_than_here()}
+        message = f"resources.gpus: {resources['gpus']} {message} {resources['gpus'] - 1} GPUs"
     study = write_study(tmp_path / "s.yaml", "too_big", XAVIER, seeds=[0], resources=resources)
     assert main(["run", str(study), "--runs-dir", str(tmp_path / "runs"), *argv]) == 2
     assert message in capsys.readouterr().err
