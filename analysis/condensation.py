@@ -12,7 +12,7 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
-from sfli_core import keys
+from sfli_core import keys, record
 from sfli_core.activations import ACTIVATIONS
 from sfli_core.condensation import analyse
 from sfli_core.registry import RegistryError
@@ -35,27 +35,22 @@ def stage_step(loss: pd.Series, fraction: float = STAGE_FRACTION) -> int:
     return int(earlier[-1])
 
 
-def _orientation_layers(runs: pd.DataFrame) -> list[int]:
-    cols = [c for c in runs.columns if c.startswith("condensation/") and c.endswith("/orientations")]
-    return sorted(int(c.split("/")[1].removeprefix("layer")) for c in cols)
-
-
 def with_stage(uri: str, runs: pd.DataFrame) -> pd.DataFrame:
     """``runs`` of small initialisation plus ``stage/step`` and ``stage/condensation/layer<l>/orientations``
     (and ``…/lines``) read from the tracked per-step counts; NaN for runs that did not track them."""
     small = runs[runs["init"] == "small_gaussian"].copy()
     for _, r in small.iterrows():
         loss = history(uri, r["run_id"], keys.TRAIN_LOSS)
-        first = history(uri, r["run_id"], "condensation/layer1/orientations")
+        first = history(uri, r["run_id"], keys.condensation_key(1, keys.ORIENTATIONS))
         if len(first) < 2 or loss.empty:
             continue  # counted at the end only
         step = stage_step(loss)
-        small.loc[small["run_id"] == r["run_id"], "stage/step"] = step
-        for layer in _orientation_layers(runs):
-            for what in ("orientations", "lines"):
-                series = history(uri, r["run_id"], f"condensation/layer{layer}/{what}")
+        small.loc[small["run_id"] == r["run_id"], keys.stage(keys.STEP)] = step
+        for layer in keys.condensation_layers(runs.columns):
+            for count in (keys.ORIENTATIONS, keys.LINES):
+                series = history(uri, r["run_id"], keys.condensation_key(layer, count))
                 if step in series.index:
-                    small.loc[small["run_id"] == r["run_id"], f"stage/condensation/layer{layer}/{what}"] = \
+                    small.loc[small["run_id"] == r["run_id"], keys.stage(keys.condensation_key(layer, count))] = \
                         series[step]
     return small
 
@@ -69,7 +64,7 @@ def orientation_course(uri: str, runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
     for task, t in small.groupby("task", sort=True):
         rows = {}
         for arm, g in t.groupby("arm", sort=True):
-            series = [history(uri, r, "condensation/layer1/orientations") for r in g["run_id"]]
+            series = [history(uri, r, keys.condensation_key(1, keys.ORIENTATIONS)) for r in g["run_id"]]
             series = [x for x in series if len(x) > 1]
             if not series:
                 continue
@@ -88,19 +83,19 @@ def condensation_table(runs: pd.DataFrame) -> pd.DataFrame:
     small = runs[runs["init"] == "small_gaussian"]
     for (study, variant, task, arm), g in small.groupby(["study", "variant", "task", "arm"], sort=True):
         activation = g.iloc[0]["activation"]
-        for layer in _orientation_layers(runs):
-            col = f"condensation/layer{layer}/orientations"
+        for layer in keys.condensation_layers(runs.columns):
+            col = keys.condensation_key(layer, keys.ORIENTATIONS)
             if g[col].isna().all():
                 continue
             act, p = layer_multiplicity(activation, layer)
             row = {"study": study, "variant": variant, "task": task, "arm": arm, "layer": layer,
                    "activation": act, "p": p, "2p": 2 * p if p else None, "seeds": len(g),
                    "orientations_median": float(g[col].median()), "orientations_max": int(g[col].max()),
-                   "lines_median": float(g[col.replace("orientations", "lines")].median()),
+                   "lines_median": float(g[keys.condensation_key(layer, keys.LINES)].median()),
                    "above_2p": int((g[col] > 2 * p).sum()) if p else None}
-            stage = f"stage/{col}"
+            stage = keys.stage(col)
             if stage in g and g[stage].notna().any():
-                row.update({"stage_step_median": float(g["stage/step"].median()),
+                row.update({"stage_step_median": float(g[keys.stage(keys.STEP)].median()),
                             "stage_orientations_median": float(g[stage].median()),
                             "stage_orientations_max": int(g[stage].max()),
                             "stage_above_2p": int((g[stage] > 2 * p).sum()) if p else None})
@@ -111,7 +106,7 @@ def condensation_table(runs: pd.DataFrame) -> pd.DataFrame:
 def first_above_2p(runs: pd.DataFrame) -> pd.DataFrame:
     """Per small-initialisation arm, the lowest seed whose first layer ends with more than 2p orientations:
     its heat maps are the evidence for the count."""
-    col = "condensation/layer1/orientations"
+    col = keys.condensation_key(1, keys.ORIENTATIONS)
     if col not in runs:
         return runs.iloc[:0]
     picked = []
@@ -133,11 +128,11 @@ def convention_check(uri: str, runs: pd.DataFrame) -> pd.DataFrame:
             continue
         weights = []
         for _, r in g.iterrows():
-            w = artifact_json(uri, r["run_id"], "condensation_weights.json")
-            if w is None or "steps" not in w:
+            w = artifact_json(uri, r["run_id"], record.WEIGHTS_FILE)
+            if w is None or record.WEIGHTS_STEPS not in w:
                 continue
             stage = stage_step(history(uri, r["run_id"], keys.TRAIN_LOSS))
-            weights.append((w["end"], w["steps"].get(str(stage))))
+            weights.append((w[record.WEIGHTS_END], w[record.WEIGHTS_STEPS].get(str(stage))))
         if not weights:
             continue
         for threshold, min_fraction in CONVENTIONS:

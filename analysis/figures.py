@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from sfli_core import keys  # noqa: E402
+from sfli_core import keys, record  # noqa: E402
 from sfli_core.condensation import analyse  # noqa: E402
 from sfli_core.staircase import loss_pieces, plateaus, rank_levels  # noqa: E402
 
@@ -199,7 +199,7 @@ def initial_rank_bars(runs: pd.DataFrame, path: Path, title: str) -> list[Path]:
     width = 0.8 / len(arms)
     for i, arm in enumerate(arms):
         g = runs[runs["arm"] == arm]
-        values = [float(np.nanmedian(g[c])) if (c := f"initial/{keys.rank_key(eps, l)}") in g else 0.0
+        values = [float(np.nanmedian(g[c])) if (c := keys.initial(keys.rank_key(eps, l))) in g else 0.0
                   for l in range(1, depth + 1)]
         ax.bar(np.arange(1, depth + 1) + (i - (len(arms) - 1) / 2) * width, values, width,
                label=f"{arm} (median of {len(g)} seeds)")
@@ -216,7 +216,7 @@ def spectra_plot(spectra: dict[str, tuple[int, dict]], eps: float, path: Path, t
     ``spectra[arm] = (seed, {'initial': [per layer], 'final': [per layer]})``."""
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
     for colour, (arm, (seed, sp)) in zip(_colours(), sorted(spectra.items())):
-        for when, style in (("initial", "--"), ("final", "-")):
+        for when, style in ((record.SPECTRA_INITIAL, "--"), (record.SPECTRA_FINAL, "-")):
             if sp and when in sp:
                 layer = len(sp[when])
                 lam = np.clip(np.asarray(sp[when][-1]), 1e-18, None)

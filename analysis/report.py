@@ -30,6 +30,9 @@ from .tables import GROUP, layerwise_table, speedup_table, tuning_table
 from .tuning import load_search, tuning_figure
 
 SPEEDUP_COLUMNS = list(columns.GROUP) + list(columns.SPEEDUP)
+# the report's tables (files <name>.csv/.md/.tex in its folder; Report.tables by these names)
+SUMMARY, SPEEDUP, TUNING, LAYERWISE, STAIRCASE = "speedup_summary", "speedup", "tuning", "layerwise", "staircase"
+CONDENSATION, CONVENTIONS = "condensation", "condensation_conventions"
 
 
 @dataclass
@@ -42,6 +45,7 @@ class Report:
     executions: dict[str, int] = field(default_factory=dict)  # the execution reported, per study
     unfinished: dict[str, str] = field(default_factory=dict)  # study → why its numbers are partial
     version: int | None = None  # the version it was recorded as, when it was
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # name (SUMMARY, TUNING, …) → table
 
 
 def _slug(*parts) -> str:
@@ -108,7 +112,7 @@ def _figures(uri: str, runs: pd.DataFrame, curves: dict, speed: pd.DataFrame, ou
         files += figures.staircase_segments(curves[group], eps, out / f"staircase_segments_{slug}.png", title)
         files += figures.initial_rank_bars(g, out / f"initial_rank_{slug}.png", title)
         lowest = g.sort_values("seed").groupby("arm").head(1)
-        spectra = {r["arm"]: (int(r["seed"]), artifact_json(uri, r["run_id"], "spectra.json"))
+        spectra = {r["arm"]: (int(r["seed"]), artifact_json(uri, r["run_id"], record.SPECTRA_FILE))
                    for _, r in lowest.iterrows()}
         files += figures.spectra_plot(spectra, eps, out / f"spectra_{slug}.png", title)
         for _, r in pd.concat([lowest, first_above_2p(g)]).drop_duplicates("run_id").iterrows():
@@ -135,20 +139,22 @@ def _tuning_figures(runs: pd.DataFrame, audit: str, out: Path) -> list[Path]:
 def _heatmap(uri: str, run: pd.Series, path: Path, title: str) -> list[Path]:
     """Heat maps of the first condensation layer at the start, in the initial stage (when the run tracked its
     weights) and at the end."""
-    weights = artifact_json(uri, run["run_id"], "condensation_weights.json")
+    weights = artifact_json(uri, run["run_id"], record.WEIGHTS_FILE)
     if weights is None:
         return []
-    panels = {"start": weights["start"]}
-    if "steps" in weights:
+    panels = {"start": weights[record.WEIGHTS_START]}
+    if record.WEIGHTS_STEPS in weights:
         step = stage_step(history(uri, run["run_id"], keys.TRAIN_LOSS))
-        panels[f"initial stage, step {step}"] = weights["steps"][str(step)]
-    panels["end"] = weights["end"]
+        panels[f"initial stage, step {step}"] = weights[record.WEIGHTS_STEPS][str(step)]
+    panels["end"] = weights[record.WEIGHTS_END]
     return figures.condensation_heatmap(panels, path, title)
 
 
 def build_report(uri: str, studies: list[str] | None, out: Path, with_figures: bool = True,
-                 execution: int | None = None, audit: str | None = None) -> Report:
-    """``audit``: the Optuna storage of the studies' searches (pipelines.audit), for the tuning figures."""
+                 execution: int | None = None, audit: str | None = None, store: str | None = None) -> Report:
+    """The report of ``studies`` (all recorded studies when None) in the folder ``out``: tables (CSV, Markdown,
+    LaTeX), figures, report.md and report.html. ``audit``: the Optuna storage of the studies' searches
+    (pipelines.audit), for the tuning figures; ``store``: the store as the user named it, for the pages."""
     runs = load_runs(uri, studies, execution=execution)
     label = ", ".join(studies) if studies else "all studies"
     if runs.empty:
@@ -156,57 +162,69 @@ def build_report(uri: str, studies: list[str] | None, out: Path, with_figures: b
         raise ValueError(f"no evaluation runs recorded for {label}{which} at {uri}")
     executions = {s: int(e) for s, e in runs.groupby("study")["execution"].first().items()}
     partial = unfinished(uri, executions)
-    warning = [f"WARNING: {why}" for why in partial.values()]
     out.mkdir(parents=True, exist_ok=True)
-    files: list[Path] = []
+    speed, curves, tables = _tables(uri, runs, executions)
+    files = [f for name, _, table in tables if not table.empty
+             for f in write(table, out, name, tex=name != "speedup")]
+    figure_files = _figures(uri, runs, curves, speed, out) if with_figures else []
+    figure_files += _tuning_figures(runs, audit, out) if with_figures and audit else []
+    statuses = ", ".join(f"{k} {v}" for k, v in runs["status"].value_counts().items())
+    which = ", ".join(f"{s} execution {e}" for s, e in executions.items())
+    intro = (f"{len(runs)} evaluation runs ({statuses}) of {which}; tracking store {store or 'as given'}. "
+             "Steps to a target are censored at the budget (a run that never reached τ, or diverged); medians "
+             "are Kaplan–Meier estimates, intervals 95 % unless a column says otherwise, p-values are "
+             "two-sided and adjusted across this report's rows by Benjamini–Hochberg (the _adj columns).")
+    warning = [f"WARNING: {why}" for why in partial.values()]
+    headline = compact(speed)
+    text, html_path = _pages(out, label, warning, intro, headline, tables, figure_files)
+    terminal = "".join(f"{w}\n\n" for w in warning) + (
+        f"{len(runs)} evaluation runs ({statuses}) of {which}\n\n{headline}\n\n"
+        f"Full tables, figures and {html_path.name}: {out}")
+    return Report(markdown=text, terminal=terminal, html=html_path,
+                  files=files + figure_files + [out / "report.md", html_path], speedup=speed,
+                  executions=executions, unfinished=partial, tables={name: table for name, _, table in tables})
+
+
+def _tables(uri: str, runs: pd.DataFrame, executions: dict[str, int]) -> tuple[pd.DataFrame, dict, list]:
+    """The speed-up rows, the loss and rank curves per group, and the report's tables (name, heading, table)."""
     with warnings.catch_warnings():  # a group whose runs all diverged has only NaN: shown as —, not warned
         warnings.filterwarnings("ignore", "All-NaN slice|Mean of empty slice", RuntimeWarning)
         speed = speedup_table(runs)
         tuning = tuning_table(runs, search_trials(uri, executions),
-                              {s: parent_tags(uri, s, "search", e) for s, e in executions.items()})
+                              {s: parent_tags(uri, s, record.Phase.SEARCH, e) for s, e in executions.items()})
         layers = layerwise_table(runs)
         condensed = condensation_table(with_stage(uri, runs))
         conventions = convention_check(uri, runs)
     speed = speed[[c for c in SPEEDUP_COLUMNS if c in speed.columns]] if not speed.empty else speed
     curves = {group: curves_of(uri, g) for group, g in runs.groupby(GROUP, dropna=False, sort=True)}
-    stair = staircase_table(curves)
-    tables = [("speedup_summary", "Speed-up to target and final error, baseline against treatment",
-               summary_table(speed)),
-              ("speedup", "All estimates behind it (a LaTeX table this wide would not fit a page: CSV, Markdown)",
+    tables = [(SUMMARY, "Speed-up to target and final error, baseline against treatment", summary_table(speed)),
+              (SPEEDUP, "All estimates behind it (a LaTeX table this wide would not fit a page: CSV, Markdown)",
                speed),
-              ("tuning", "Tuning: what each arm's search could change (a comparison is fair when every arm was "
-                         "tuned alike)", tuning),
-              ("layerwise", "ε-rank by hidden layer (headline ε; median over seeds)", layers),
-              ("staircase", "Staircase statistics up to the smallest target (median over seeds; docs/science.md §2)",
-               stair),
-              ("condensation", "Condensation of the hidden layers: end of run and initial stage (loss still "
-                                "≥ 70 % of its initial value; docs/science.md §4)", condensed),
-              ("condensation_conventions", "Seeds above 2p (first layer) under other clustering conventions, "
-                                           "recounted from the recorded weights", conventions)]
-    tables = [t for t in tables if not t[2].empty or not t[0].startswith("condensation")]
-    for name, _, table in tables:
-        if not table.empty:
-            files += write(table, out, name, tex=name != "speedup")
-    figure_files = _figures(uri, runs, curves, speed, out) if with_figures else []
-    figure_files += _tuning_figures(runs, audit, out) if with_figures and audit else []
-    files += figure_files
+              (TUNING, "Tuning: what each arm's search could change (a comparison is fair when every arm was "
+                       "tuned alike)", tuning),
+              (LAYERWISE, "ε-rank by hidden layer (headline ε; median over seeds)", layers),
+              (STAIRCASE, "Staircase statistics up to the smallest target (median over seeds; docs/science.md §2)",
+               staircase_table(curves)),
+              (CONDENSATION, "Condensation of the hidden layers: end of run and initial stage (loss still "
+                             "≥ 70 % of its initial value; docs/science.md §4)", condensed),
+              (CONVENTIONS, "Seeds above 2p (first layer) under other clustering conventions, "
+                            "recounted from the recorded weights", conventions)]
+    return speed, curves, [t for t in tables if not t[2].empty or t[0] not in (CONDENSATION, CONVENTIONS)]
 
-    statuses = ", ".join(f"{k} {v}" for k, v in runs["status"].value_counts().items())
-    which = ", ".join(f"{s} execution {e}" for s, e in executions.items())
-    intro = (f"{len(runs)} evaluation runs ({statuses}) of {which}; tracking store {uri}; files in {out}. "
-             "Steps to a target are censored at the budget (a run that never reached τ, or diverged); medians "
-             "are Kaplan–Meier estimates, intervals 95 % unless a column says otherwise, p-values are "
-             "two-sided and adjusted across this report's rows by Benjamini–Hochberg (the _adj columns).")
+
+def _pages(out: Path, label: str, warning: list[str], intro: str, headline: str, tables: list,
+           figure_files: list[Path]) -> tuple[str, Path]:
+    """report.md and report.html in ``out``; returns the Markdown text and the HTML file."""
     used = {c for _, _, t in tables for c in t.columns}
     glossary = {k: v for k, v in columns.ALL.items() if k in used}
-    headline = compact(speed)
+    pictures = [p for p in figure_files if p.suffix == ".png"]
     md = [f"# sfli report: {label}", ""] + [f"**{w}**\n" for w in warning]
     md += [intro, "", "## Headline", "", "```", headline, "```", ""]
     for _, heading, table in tables:
         md += [f"## {heading}", "", markdown(table), ""]
     md += ["## Columns", ""] + [f"- `{k}`: {v}" for k, v in glossary.items()]
-    if figure_files:
-        md += ["", "## Figures", ""] + [f"- {p.name}" for p in figure_files if p.suffix == ".png"]
+    if pictures:
+        md += ["", "## Figures", ""] + [f"- {p.name}" for p in pictures]
     text = "\n".join(md) + "\n"
     (out / "report.md").write_text(text)
     html_path = out / "report.html"
@@ -214,12 +232,7 @@ def build_report(uri: str, studies: list[str] | None, out: Path, with_figures: b
     sections += [("About", page.paragraph(intro)), ("Headline", page.preformatted(headline))]
     sections += [(heading, html_table(table)) for _, heading, table in tables]
     sections += [("Columns", page.glossary(glossary))]
-    if figure_files:
-        sections += [("Figures", "".join(page.image(p) for p in figure_files if p.suffix == ".png"))]
+    if pictures:
+        sections += [("Figures", "".join(page.image(p) for p in pictures))]
     html_path.write_text(page.page(f"sfli report: {label}", sections))
-    files += [out / "report.md", html_path]
-    terminal = "".join(f"{w}\n\n" for w in warning) + (
-        f"{len(runs)} evaluation runs ({statuses}) of {which}\n\n{headline}\n\n"
-        f"Full tables, figures and {html_path.name}: {out}")
-    return Report(markdown=text, terminal=terminal, html=html_path, files=files, speedup=speed,
-                  executions=executions, unfinished=partial)
+    return text, html_path

@@ -1,7 +1,8 @@
 """`sfli results`: the project's results page (docs/results.md) regenerated from recorded studies.
 
-For every shipped study found in the store it builds the study's report (:func:`analysis.report.build_report`),
-then writes one Markdown page: the source papers' claims judged one by one (:mod:`analysis.claims`), the
+For every study of the catalogue (analysis/catalogue.yaml, extended by a user's) found in the store it builds the
+study's report (:func:`analysis.report.build_report`), then writes one Markdown page: the catalogue's claims
+judged one by one (:mod:`analysis.claims`), the
 commands and the wall times recorded in MLflow, our errors beside the peers' (``anchors.yaml``: the peers'
 numbers with their sources and budgets), and each study's generated tables and key figures. Nothing on the page
 is typed by hand: run the command again after new runs and the page follows them.
@@ -17,30 +18,23 @@ import yaml
 from matplotlib import image
 from mlflow.tracking import MlflowClient
 
-from sfli_core import record
+from sfli_core import keys, record
 
-from . import claims
+from . import claims, report
+from .catalogue import SHIPPED, Catalogue, load_catalogue
 from .condensation import orientation_course
 from .formats import markdown
-from .report import build_report, curves_of
+from .report import build_report
 from .runs import load_runs
 from .summary import summary_table
 
-STUDIES = ["quickstart", "function_fitting", "pinn_suite", "staircase", "condensation", "sfli_layouts"]
 ANCHORS = Path(__file__).with_name("anchors.yaml")
-# the report figures the page shows per study (the rest stay in each study's report): loss and ε-rank curves
-# everywhere, Kaplan–Meier curves where a speed-up is the point, what the staircase statistics see, heat maps
-FIGURES = {None: ["staircase_{study}_*.png"],
-           "quickstart": ["staircase_{study}_*.png", "km_*.png"],
-           "pinn_suite": ["staircase_{study}_*.png", "km_*helmholtz*.png"],
-           "staircase": ["staircase_*.png", "spectra_*.png"],
-           "condensation": ["condensation_*.png"]}
 READING = """How to read the numbers (docs/science.md §6). Steps to a target τ are censored data: a run that never
 reaches τ within its budget is censored there, not dropped. *reached* counts the paired seeds that got the
-target metric to τ (baseline, then SFLI). The speed-up is the ratio of Kaplan–Meier median steps to τ
-(baseline over SFLI) with a conservative 95 % interval; "≥ x×" is the one-sided 95 % bound when the
-baseline's median lies beyond the budget. The error ratio (baseline over SFLI, geometric mean over seed
-pairs, > 1 = SFLI more accurate) has a 95 % bootstrap interval. p-values are two-sided (log-rank for steps,
+target metric to τ (baseline, then treatment). The speed-up is the ratio of Kaplan–Meier median steps to τ
+(baseline over treatment) with a conservative 95 % interval; "≥ x×" is the one-sided 95 % bound when the
+baseline's median lies beyond the budget. The error ratio (baseline over treatment, geometric mean over seed
+pairs, > 1 = treatment more accurate) has a 95 % bootstrap interval. p-values are two-sided (log-rank for steps,
 signed-rank for final errors) and adjusted by Benjamini–Hochberg across the rows of each study's report;
 with n pairs the signed-rank test cannot go below 2/2ⁿ (0.0078 at 8)."""
 
@@ -54,8 +48,9 @@ def _wall(client: MlflowClient, study: str, execution: int) -> tuple[float, dict
     ends = [r.info.end_time for r in runs if r.info.end_time]
     phases: dict[str, int] = {}
     for r in runs:
-        if r.data.tags.get(record.ROLE) == record.ROLE_TRIAL:
-            phases[r.data.tags.get("phase", "?")] = phases.get(r.data.tags.get("phase", "?"), 0) + 1
+        if r.data.tags.get(record.RUN_TYPE) == record.RunType.TRIAL:
+            phase = r.data.tags.get(record.PHASE, "?")
+            phases[phase] = phases.get(phase, 0) + 1
     return ((max(ends) - min(starts)) / 1000 if starts and ends else float("nan")), phases
 
 
@@ -86,7 +81,7 @@ def _anchors(runs: pd.DataFrame) -> pd.DataFrame:
     for a in yaml.safe_load(ANCHORS.read_text())["anchors"]:
         ours = runs[(runs["task"] == a["task"]) & (runs["arch"] == a["arch"])]
         for (study, arm), g in ours.groupby(["study", "arm"]):
-            err = g["final/eval/rel_l2"]
+            err = g[keys.final(keys.EVAL_REL_L2)]
             rows.append({"task": a["task"], "arch": a["arch"], "ours": f"{arm}: {err.median():.3g} "
                          f"[{err.quantile(0.25):.3g}, {err.quantile(0.75):.3g}]",
                          "our_budget": f"{int(g['budget'].iloc[0])} Adam steps, width {int(g['width'].iloc[0])}, "
@@ -119,110 +114,55 @@ def _scale(runs: pd.DataFrame, search: pd.DataFrame, walls: dict) -> pd.DataFram
     return pd.DataFrame(rows)
 
 
-def _section(name: str, spec: dict, wall: float, phases: dict[str, int], report_dir: Path, speed: pd.DataFrame,
-             figures: Path, doc: Path, uri: str, runs: pd.DataFrame) -> list[str]:
+def _section(name: str, patterns: list[str], spec: dict, wall: float, phases: dict[str, int],
+             rep: report.Report, report_dir: Path, figures: Path, doc: Path, uri: str, runs: pd.DataFrame) -> list[str]:
+    """The study's heading, description, command, tables and figures."""
+    tables, speed = rep.tables, rep.speedup if rep.speedup is not None else pd.DataFrame()
     lines = [f"## {name}", "", " ".join(str(spec.get("description", "")).split()), "",
              f"`sfli run studies/{name}.yaml`: {sum(phases.values())} trial runs "
              f"({', '.join(f'{n} {k}' for k, n in sorted(phases.items()))}), {wall / 60:.1f} min recorded.", ""]
     if not speed.empty:
         table = summary_table(speed).drop(columns=["study", "ert_ratio_95", "underpowered"])
-        lines += ["Speed-up to each target and final error, SFLI against each baseline:", "", markdown(table), ""]
-    for stem, heading in (("tuning", "Tuning: each arm's searched knobs, the values chosen, what the search spent and "
-                                     "any choice at the edge of its range"),
-                          ("layerwise", "ε-rank by hidden layer (median over seeds)"),
-                          ("staircase", "Staircase statistics up to the smallest target (median over seeds)"),
-                          ("condensation", "Condensation: end of run and initial stage"),
-                          ("condensation_conventions", "Seeds above 2p under other clustering conventions")):
-        path = report_dir / f"{stem}.csv"
-        if path.exists():
-            table = pd.read_csv(path).drop(columns=["study"], errors="ignore")
-            if stem == "layerwise":
-                table = table.drop(columns=["variant"], errors="ignore")
+        lines += ["Speed-up to each target and final error, each treatment against each baseline:", "",
+                  markdown(table), ""]
+    for name_, heading in ((report.TUNING, "Tuning: each arm's searched knobs, the values chosen, what the search "
+                                           "spent and any choice at the edge of its range"),
+                           (report.LAYERWISE, "ε-rank by hidden layer (median over seeds)"),
+                           (report.STAIRCASE, "Staircase statistics up to the smallest target (median over seeds)"),
+                           (report.CONDENSATION, "Condensation: end of run and initial stage"),
+                           (report.CONVENTIONS, "Seeds above 2p under other clustering conventions")):
+        table = tables.get(name_, pd.DataFrame())
+        if not table.empty:
+            table = table.drop(columns=["study"] + (["variant"] if name_ == report.LAYERWISE else []), errors="ignore")
             lines += [f"{heading}:", "", markdown(table), ""]
-    if name == "condensation":
-        for task, table in orientation_course(uri, runs[runs["study"] == name]).items():
-            lines += [f"First-layer orientations at every logging step, median (max) over seeds ({task}; "
-                      "columns: step):", "", markdown(table), ""]
-    shown = [p for pattern in FIGURES.get(name, FIGURES[None])
-             for p in sorted(report_dir.glob(pattern.format(study=name)))]
+    for task, table in orientation_course(uri, runs[runs["study"] == name]).items():  # small-init arms that tracked
+        lines += [f"First-layer orientations at every logging step, median (max) over seeds ({task}; "
+                  "columns: step):", "", markdown(table), ""]
+    shown = [p for pattern in patterns for p in sorted(report_dir.glob(pattern.format(study=name)))]
     links = [_figure(p, figures, doc) for p in shown]
     if links:
         lines += ["Figures (from the study's HTML report):", ""] + [f"{link}" for link in links] + [""]
     return lines
 
 
-def build_results(uri: str, reports: Path, doc: Path, figures: Path, studies_dir: Path) -> str:
-    """Write ``doc`` (Markdown) and its figures from the recorded shipped studies; returns the text."""
+def build_results(uri: str, reports: Path, doc: Path, figures: Path, studies_dir: Path,
+                  catalogue: Catalogue | None = None, store: str | None = None) -> str:
+    """Write ``doc`` (Markdown) and its figures from the catalogue's recorded studies; returns the text.
+    ``catalogue``: the studies and claims (default: the shipped one); ``store``: the store as the user named it,
+    for the page's provenance (default: the URI's last path element)."""
+    catalogue = catalogue or load_catalogue(SHIPPED, list(claims.TESTS))
     client = MlflowClient(uri)
-    recorded = [s for s in STUDIES if client.get_experiment_by_name(s) is not None]
-    runs = load_runs(uri, recorded) if recorded else pd.DataFrame()
-    present = [s for s in recorded if not runs.empty and s in set(runs["study"])]  # with finished evaluations
-    if not present:
-        raise ValueError(f"none of the shipped studies ({', '.join(STUDIES)}) has finished evaluation runs "
-                         f"at {uri}")
-    reps, walls = {}, {}
-    for study in present:
-        reps[study] = build_report(uri, [study], reports / study)
-        walls[study] = _wall(client, study, reps[study].executions[study])
+    present, runs = _recorded(client, uri, catalogue)
+    reps = {study: build_report(uri, [study], reports / study, store=store) for study in present}
+    walls = {study: _wall(client, study, reps[study].executions[study]) for study in present}
     speed = pd.concat([r.speedup for r in reps.values() if r.speedup is not None and not r.speedup.empty],
                       ignore_index=True)
-    stair_runs = runs[runs["study"] == "staircase"]
-    stair = claims.per_run_staircase(curves_of(uri, stair_runs)) if not stair_runs.empty else pd.DataFrame()
-    cond_dir = reports / "condensation"
-    cond = pd.read_csv(cond_dir / "condensation.csv") if (cond_dir / "condensation.csv").exists() else pd.DataFrame()
-    conv = (pd.read_csv(cond_dir / "condensation_conventions.csv")
-            if (cond_dir / "condensation_conventions.csv").exists() else pd.DataFrame())
-    pdes = list(claims.PDES)
-    pde_studies = ["pinn_suite", "sfli_layouts"]
-    verdicts = [
-        claims.initial_rank(runs),
-        claims.speed(speed, ["quickstart", "function_fitting"], ["fit1d_multiscale"], None,
-                     "SFLI accelerates training on 1-D function fitting", "SFLI paper"),
-        claims.accuracy(speed, ["quickstart", "function_fitting"], ["fit1d_multiscale"], None,
-                        "SFLI improves accuracy on 1-D function fitting", "SFLI paper"),
-        claims.speed(speed, ["function_fitting", "sfli_layouts"], ["fit2d_multiscale"], None,
-                     "SFLI accelerates training on 2-D function fitting", "SFLI paper"),
-        claims.accuracy(speed, ["function_fitting", "sfli_layouts"], ["fit2d_multiscale"], None,
-                        "SFLI improves accuracy on 2-D function fitting", "SFLI paper"),
-        claims.speed(speed, pde_studies, pdes, ["mlp"], "SFLI accelerates PINN training (MLP)", "SFLI paper"),
-        claims.accuracy(speed, pde_studies, pdes, ["mlp"], "SFLI improves PINN accuracy (MLP)", "SFLI paper"),
-        claims.speed(speed, pde_studies, pdes, ["modified_mlp"], "SFLI accelerates PINN training (modified MLP)",
-                     "SFLI paper"),
-        claims.accuracy(speed, pde_studies, pdes, ["modified_mlp"], "SFLI improves PINN accuracy (modified MLP)",
-                        "SFLI paper"),
-        claims.accuracy(speed, pde_studies, pdes, ["pirate"], "SFLI improves PINN accuracy (PirateNet)",
-                        "SFLI paper"),
-        claims.staircase(stair, int(stair_runs["budget"].max()) if not stair_runs.empty else 0),
-        claims.depth(runs),
-        claims.condensation(cond, conv),
-    ]
-    table = pd.DataFrame([vars(v) for v in verdicts])
-    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
-    lines = ["# Results: does SFLI speed up training, by how much, and does the ε-rank explain it?", "",
-             f"_Generated on {when} by `sfli results` from the runs recorded at `{uri}` "
-             f"(studies: {', '.join(present)}). Regenerate it; do not edit it._", "",
-             f"Every number below comes from this repository's studies on this project's machine "
-             f"({_provenance(client, runs['run_id'].iloc[0])}), recorded in MLflow. Evaluation seeds are never "
-             "search seeds, every arm runs the full budget, runs are paired by seed, and every arm of a study "
-             "had the same number of search trials (none where a study says so).", "", READING, "",
-             "## The papers' claims", "",
-             "Verdicts (docs/science.md; `analysis/claims.py`): *reproduced* = every comparison tested supports "
-             "the claim at 95 % (interval excluding 1, adjusted p < 0.05); *partly* = some do; *not reproduced* "
-             "= none does; *not tested here* = no study covers it at this machine's budget.", "",
-             markdown(table), "",
-             "## Commands and wall times", "",
-             markdown(_scale(runs, load_runs(uri, present, phase="search"), walls)), "",
-             "Wall time is from the first run's start to the last run's end as MLflow recorded them (2 cores, "
-             "studies run one after the other); Ray's start-up and the final report add about half a minute. "
-             "Each study file states the `--set` line for a GPU cluster's paper-scale budget.", "",
-             "## Accuracy beside the peers", "",
-             "Our median final relative L2 error [inter-quartile range] at our budget, beside a peer's at its own. "
-             "The budgets differ by one to two orders of magnitude: this is a position, not a claim of parity.", "",
-             markdown(_anchors(runs)), ""]
+    verdicts = claims.judge(claims.Evidence(uri, runs, speed), catalogue.claims)
+    lines = _head(store or _store_name(uri), present, _provenance(client, runs["run_id"].iloc[0]), verdicts)
+    lines += _overview(runs, load_runs(uri, present, phase=record.Phase.SEARCH), walls)
     for study in present:
-        spec = _study_file(studies_dir, study)
-        section = _section(study, spec, *walls[study], reports / study,
-                           speed[speed["study"] == study] if not speed.empty else speed, figures, doc, uri, runs)
+        section = _section(study, catalogue.studies[study], _study_file(studies_dir, study), *walls[study],
+                           reps[study], reports / study, figures, doc, uri, runs)
         if study in reps[study].unfinished:  # under its heading: partial numbers never look final
             section[2:2] = [f"**WARNING: {reps[study].unfinished[study]}**", ""]
         lines += section
@@ -232,6 +172,54 @@ def build_results(uri: str, reports: Path, doc: Path, figures: Path, studies_dir
         (doc.parent / stale).unlink(missing_ok=True)
     doc.write_text(text)
     return text
+
+
+def _recorded(client: MlflowClient, uri: str, catalogue: Catalogue) -> tuple[list[str], pd.DataFrame]:
+    """The catalogue's studies with finished evaluation runs in the store, and those runs."""
+    recorded = [s for s in catalogue.studies if client.get_experiment_by_name(s) is not None]
+    runs = load_runs(uri, recorded) if recorded else pd.DataFrame()
+    present = [s for s in recorded if not runs.empty and s in set(runs["study"])]
+    if not present:
+        raise ValueError(f"none of the catalogue's studies ({', '.join(catalogue.studies)}) has finished "
+                         f"evaluation runs at {uri}")
+    return present, runs
+
+
+def _store_name(uri: str) -> str:
+    """A store named without the machine's folders: an SQLite file by its own and its folder's names."""
+    if uri.startswith("sqlite:///"):
+        path = Path(uri.removeprefix("sqlite:///"))
+        return f"sqlite:///…/{path.parent.name}/{path.name}"
+    return uri
+
+
+def _head(store: str, present: list[str], provenance: str, verdicts: pd.DataFrame) -> list[str]:
+    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
+    legend = ", ".join(f"*{v}*" for v in claims.Verdict)
+    return ["# Results: does SFLI speed up training, by how much, and does the ε-rank explain it?", "",
+            f"_Generated on {when} by `sfli results` from the runs recorded in `{store}` "
+            f"(studies: {', '.join(present)}). Regenerate it; do not edit it._", "",
+            f"Every number below comes from this repository's studies ({provenance}), recorded in MLflow. "
+            "Evaluation seeds are never search seeds, every arm runs the full budget, runs are paired by seed, "
+            "and every arm of a study had the same number of search trials (none where a study says so).", "",
+            READING, "", "## The papers' claims", "",
+            f"Verdicts ({legend}; `analysis/claims.py`, catalogue `analysis/catalogue.yaml`): *reproduced* = "
+            "every comparison tested supports the claim at 95 % (interval excluding 1, adjusted p < 0.05); "
+            "*partly* = some do; *not reproduced* = none does; *inconclusive* = tested, decided neither way at "
+            "95 %; *not tested here* = no recorded study covers it. The treatment is every arm whose "
+            "initialisation's role is treatment (SFLI, or a scheme registered as one).", "",
+            markdown(verdicts), ""]
+
+
+def _overview(runs: pd.DataFrame, search: pd.DataFrame, walls: dict) -> list[str]:
+    return ["## Commands and wall times", "", markdown(_scale(runs, search, walls)), "",
+            "Wall time is from the first run's start to the last run's end as MLflow recorded them (studies run "
+            "one after the other); Ray's start-up and the final report are not in it. Each study file states "
+            "the `--set` line for a GPU cluster's paper-scale budget.", "",
+            "## Accuracy beside the peers", "",
+            "Our median final relative L2 error [inter-quartile range] at our budget, beside a peer's at its own. "
+            "The budgets differ by one to two orders of magnitude: this is a position, not a claim of parity.", "",
+            markdown(_anchors(runs)), ""]
 
 
 def _images(page: Path | str) -> set[str]:

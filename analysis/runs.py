@@ -13,7 +13,7 @@ from sfli_core import keys, record
 from sfli_core.record import TrialIdentity
 
 
-def load_runs(uri: str, studies: list[str] | None = None, phase: str = "evaluate",
+def load_runs(uri: str, studies: list[str] | None = None, phase: str = record.Phase.EVALUATE,
               execution: int | None = None) -> pd.DataFrame:
     """Summary metrics and identity of every trial run of ``phase`` in the given studies (every study in the
     store when None), read through :mod:`sfli_core.record`. Columns: study, phase, arm, variant, task, arch,
@@ -30,9 +30,9 @@ def load_runs(uri: str, studies: list[str] | None = None, phase: str = "evaluate
             raise ValueError(f"no recorded study named {', '.join(sorted(missing))} at {uri}")
     rows = []
     for exp in experiments:
-        query = f"tags.{record.ROLE} = '{record.ROLE_TRIAL}' and tags.phase = '{phase}'"
+        query = record.run_filter(record.RunType.TRIAL, phase)
         for run in client.search_runs([exp.experiment_id], query, max_results=50000):
-            if run.data.tags.get(record.STATUS) not in record.COMPLETE:
+            if run.data.tags.get(record.STATUS) not in record.OUTCOMES:
                 continue  # a run still under way, stopped or failed has no outcome yet
             p = record.decode_params(run.data.params)
             identity = TrialIdentity.from_tags(run.data.tags)
@@ -56,6 +56,18 @@ def load_runs(uri: str, studies: list[str] | None = None, phase: str = "evaluate
     return runs[runs["execution"] == wanted].reset_index(drop=True)
 
 
+def treated(runs: pd.DataFrame) -> pd.Series:
+    """Whether each run's initialisation is a treatment (its recorded ``init_role``; SFLI, or a user's scheme
+    registered as one): the one definition the tables and the claims pair arms by."""
+    return runs[record.INIT_ROLE] == record.InitRole.TREATMENT
+
+
+def arms_by_role(runs: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """(treatment arms, baseline arms) among ``runs``, each sorted."""
+    mask = treated(runs)
+    return sorted(runs.loc[mask, "arm"].unique()), sorted(runs.loc[~mask, "arm"].unique())
+
+
 def search_trials(uri: str, executions: dict[str, int]) -> pd.DataFrame:
     """Every search trial run of the given executions, whatever its status (pruned ones are ``stopped``): study,
     arm, variant, status, steps trained (the last logged step), training seconds, and its sampled knobs
@@ -64,8 +76,7 @@ def search_trials(uri: str, executions: dict[str, int]) -> pd.DataFrame:
     rows = []
     for study, execution in executions.items():
         experiment = client.get_experiment_by_name(study)
-        query = (f"tags.{record.ROLE} = '{record.ROLE_TRIAL}' and tags.phase = 'search' and "
-                 f"tags.{record.EXECUTION} = '{execution}'")
+        query = record.run_filter(record.RunType.TRIAL, record.Phase.SEARCH, execution)
         for run in client.search_runs([experiment.experiment_id], query, max_results=50000) if experiment else []:
             loss = client.get_metric_history(run.info.run_id, keys.TRAIN_LOSS)
             rows.append({"study": study, "arm": run.data.tags.get("arm"), "variant": run.data.tags.get("variant"),
@@ -81,8 +92,7 @@ def parent_tags(uri: str, study: str, phase: str, execution: int) -> dict[str, s
     """The tags of a study's parent run of ``phase`` in ``execution`` (empty when there is none)."""
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name(study)
-    query = (f"tags.{record.ROLE} = '{record.ROLE_PARENT}' and tags.phase = '{phase}' and "
-             f"tags.{record.EXECUTION} = '{execution}'")
+    query = record.run_filter(record.RunType.PARENT, phase, execution)
     parents = client.search_runs([experiment.experiment_id], query, max_results=1) if experiment else []
     return dict(parents[0].data.tags) if parents else {}
 
@@ -94,8 +104,7 @@ def unfinished(uri: str, executions: dict[str, int]) -> dict[str, str]:
     out = {}
     for study, execution in executions.items():
         experiment = client.get_experiment_by_name(study)
-        query = (f"tags.{record.ROLE} = '{record.ROLE_PARENT}' and tags.phase = 'evaluate' and "
-                 f"tags.{record.EXECUTION} = '{execution}'")
+        query = record.run_filter(record.RunType.PARENT, record.Phase.EVALUATE, execution)
         parents = client.search_runs([experiment.experiment_id], query, max_results=1) if experiment else []
         status = parents[0].data.tags.get(record.STATUS, record.Status.RUNNING) if parents else None
         if status != record.Status.FINISHED:

@@ -9,6 +9,7 @@ import pandas as pd
 
 from sfli_core import keys, record
 
+from .runs import arms_by_role
 from .speedup import adjust, compare_arms
 
 GROUP = ["study", "variant", "task", "arch"]
@@ -16,19 +17,18 @@ GROUP = ["study", "variant", "task", "arch"]
 
 def speedup_table(runs: pd.DataFrame) -> pd.DataFrame:
     """docs/science.md §6 per study × grid point × task × architecture × target τ × (baseline arm, treatment
-    arm). An arm's side is its initialisation's recorded role (``comparison``: SFLI is a treatment)."""
+    arm). An arm's side is its initialisation's recorded role (``init_role``: SFLI is a treatment)."""
     rows = []
     for group, g in runs.groupby(GROUP, dropna=False, sort=True):
-        treat_arms = sorted(g.loc[g["comparison"] == "treatment", "arm"].unique())
-        base_arms = sorted(g.loc[g["comparison"] != "treatment", "arm"].unique())
+        treat_arms, base_arms = arms_by_role(g)
         first = g.iloc[0]
-        rank_key = f"initial/{keys.rank_key(first['headline'], first['hidden_layers'])}"
+        rank_key = keys.initial(keys.rank_key(first['headline'], first['hidden_layers']))
         for tau in first["thresholds"]:
             for b in base_arms:
                 for s in treat_arms:
                     row = dict(zip(GROUP, group))
                     row.update(tau=tau, metric=first["metric"], baseline=b, treatment=s)
-                    cols = (keys.steps_to(tau), keys.seconds_to(tau), f"final/{keys.EVAL_REL_L2}", rank_key)
+                    cols = (keys.steps_to(tau), keys.seconds_to(tau), keys.final(keys.EVAL_REL_L2), rank_key)
                     row.update(compare_arms(_arm(g, b, cols + (keys.TIME_TRAIN,)),
                                             _arm(g, s, cols + (keys.TIME_TRAIN,)), *cols))
                     rows.append(row)
@@ -85,8 +85,8 @@ def layerwise_table(runs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (study, variant, task, arch, arm), g in runs.groupby(GROUP + ["arm"], sort=True):
         first = g.iloc[0]
-        for when in ("initial", "final"):
-            ranks = [float(np.nanmedian(g[c])) if (c := f"{when}/{keys.rank_key(first['headline'], l)}") in g
+        for when, at in ((record.SPECTRA_INITIAL, keys.initial), (record.SPECTRA_FINAL, keys.final)):
+            ranks = [float(np.nanmedian(g[c])) if (c := at(keys.rank_key(first['headline'], l))) in g
                      else math.nan for l in range(1, first["hidden_layers"] + 1)]
             rows.append({"study": study, "variant": variant, "task": task, "arch": arch, "arm": arm, "when": when,
                          "ranks_by_layer": " → ".join("-" if math.isnan(r) else f"{r:g}" for r in ranks),

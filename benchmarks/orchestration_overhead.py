@@ -48,7 +48,7 @@ def main() -> None:
         state = start_study(str(study), runs=str(Path(tmp) / "runs"), num_cpus=2)
         total = time.perf_counter() - t0
         client = MlflowClient(state.tracking_uri)
-        runs = client.search_runs([state.experiment_id], filter_string="tags.role = 'trial'", max_results=100)
+        runs = client.search_runs([state.experiment_id], filter_string="tags.run_type = 'trial'", max_results=100)
         train = [r.data.metrics["time/wall_s"] for r in runs]
         by_trial: dict[str, list] = {}
         for r in runs:

@@ -67,7 +67,7 @@ def simulated_trial(args: tuple) -> dict:
     tracker = Tracker(uri)
     identity = TrialIdentity(study="load", execution=1, phase="evaluate", arm="sfli", variant="base",
                              trial_id=f"t{index:04d}", seeds=(index,), task="poisson2d", init="sfli", arch="mlp",
-                             comparison="treatment")
+                             init_role="treatment")
     params = {f"param.{k}": k * 0.5 for k in range(45)}
     barrier.wait()
     errors, latencies, messages = 0, [], []

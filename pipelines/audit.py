@@ -17,7 +17,6 @@ from ray.tune.search.optuna import OptunaSearch
 from sfli_core import record
 
 from .study import Cell, Study
-from .trial import COMPLETE
 
 
 def audit_storage(runs: Path) -> str:
@@ -36,7 +35,7 @@ class AuditedSearch(OptunaSearch):
     _storage_url: str | None = None  # the storage a pickled searcher was using
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
-        if result and not error and not result.get(COMPLETE):
+        if result and not error and not result.get(record.OBJECTIVE_FINAL):
             result = None  # OptunaSearch then tells it PRUNED
         super().on_trial_complete(trial_id, result, error)
 
@@ -77,7 +76,7 @@ class AuditedSearch(OptunaSearch):
 def searcher(study: Study, cell: Cell, execution: int, url: str) -> AuditedSearch:
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # not "A new study created" per phase
     return AuditedSearch(metric=record.OBJECTIVE, mode="min", sampler=_sampler(study),
-                         study_name=record.search_study_name(study.name, execution, cell.arm, cell.vid),
+                         study_name=record.search_study_name(study.name, execution, cell.arm, cell.variant),
                          storage=optuna.storages.RDBStorage(url))
 
 

@@ -50,14 +50,14 @@ def cmd_validate(args) -> int:
     from .tuning import search_plan
 
     study = load_study(args.study, smoke=args.smoke, overrides=args.set)
-    variants = study.variants()
+    points = study.grid_points()
     for arm, spec in study.arms.items():
-        cfg = study.run_config(arm, variant=variants[0])
+        cfg = study.run_config(arm, grid_point=points[0])
         knobs = ", ".join(spec.search) if spec.search else "none"
         print(f"arm {arm}: init {cfg.init.name}, {cfg.model.arch} {cfg.model.depth}×{cfg.model.width}, "
               f"{cfg.train.total_steps} steps; searched: {knobs}")
     if study.grid:
-        print(f"grid: {len(variants)} points: {', '.join(study.variant_id(v) for v in variants)}")
+        print(f"grid: {len(points)} points: {', '.join(study.variant_id(p) for p in points)}")
     plan, warnings = search_plan(study)
     print("\n".join(plan))
     for warning in warnings:
@@ -88,10 +88,10 @@ def _report_after(state, runs: str | None) -> int:
     """A finished study ends with its report printed (and recorded on its parent run, once per execution); an
     interrupted one exits 130 (as after Ctrl-C), a failed one 1."""
     from .reporting import final_report
-    from .state import FINISHED, INTERRUPTED
+    from .state import StudyStatus
 
-    if state.status != FINISHED:
-        return 130 if state.status == INTERRUPTED else 1
+    if state.status != StudyStatus.FINISHED:
+        return 130 if state.status == StudyStatus.INTERRUPTED else 1
     print("\n" + final_report(state, runs).terminal)
     return 0
 
@@ -150,7 +150,8 @@ def cmd_report(args) -> int:
 def cmd_results(args) -> int:
     from .reporting import results
 
-    print(results(args.out, runs=args.runs_dir, uri=args.tracking_uri, studies_dir=args.studies))
+    print(results(args.out, runs=args.runs_dir, uri=args.tracking_uri, studies_dir=args.studies,
+                  catalogue=args.catalogue))
     return 0
 
 
@@ -193,7 +194,14 @@ def _where_args(p: argparse.ArgumentParser, tracking: bool = True) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sfli", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    _library_commands(sub)
+    _study_commands(sub)
+    _output_commands(sub)
+    return parser
 
+
+def _library_commands(sub) -> None:
+    """Commands on one run or the registries, in-process."""
     p = sub.add_parser("train", help="run one run configuration (YAML) in-process and print its summary")
     p.add_argument("config", help="run-configuration YAML file")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -203,6 +211,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="what is registered: tasks, architectures, initialisations, activations")
     p.set_defaults(func=cmd_list)
 
+    p = sub.add_parser("trial", help="one run of a study arm in-process (no Ray, no MLflow)")
+    p.add_argument("study")
+    p.add_argument("--arm", required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--smoke", action="store_true")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a run field")
+    p.set_defaults(func=cmd_trial)
+
+
+def _study_commands(sub) -> None:
+    """Commands that check, run, resume and inspect a study."""
     p = sub.add_parser("validate", help="check a study file")
     p.add_argument("study")
     _study_args(p)
@@ -226,14 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", default=None)
     p.set_defaults(func=cmd_status)
 
-    p = sub.add_parser("trial", help="one run of a study arm in-process (no Ray, no MLflow)")
-    p.add_argument("study")
-    p.add_argument("--arm", required=True)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--smoke", action="store_true")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a run field")
-    p.set_defaults(func=cmd_trial)
 
+def _output_commands(sub) -> None:
+    """Commands that read recorded studies: reports, the results page, the MLflow UI."""
     p = sub.add_parser("report", help="paired speed-up tables and figures of a recorded study (or --all)")
     p.add_argument("study", nargs="?", help="study name (its MLflow experiment)")
     p.add_argument("--all", action="store_true", help="aggregate every recorded study into one table")
@@ -248,9 +262,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("results", help="regenerate the results page (docs/results.md): the papers' claims "
-                                       "judged, every shipped study's tables and figures")
+                                       "judged, every catalogued study's tables and figures")
     p.add_argument("--out", default="docs/results.md", help="the page to write (figures go beside it)")
     p.add_argument("--studies", default="studies", help="folder of the study files (their descriptions)")
+    p.add_argument("--catalogue", default=None,
+                   help="a YAML file of your own studies and claims, added to analysis/catalogue.yaml's")
     p.add_argument("--runs-dir", default=None)
     p.add_argument("--tracking-uri", default=None)
     p.set_defaults(func=cmd_results)
@@ -260,7 +276,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tracking-uri", default=None)
     p.add_argument("--port", type=_port, default=5000)
     p.set_defaults(func=cmd_ui)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,8 +25,8 @@ from collections.abc import Mapping, Sequence
 from sfli_core import keys
 from sfli_core.record import Status
 
-OBJECTIVE_PATTERN = re.compile(r"^(target/steps_to_.+|final/train/loss|final/eval/rel_l2)$")
-STEPS_TO = "target/steps_to_"
+OBJECTIVE_PATTERN = re.compile("^(" + "|".join([re.escape(keys.STEPS_TO) + ".+", re.escape(keys.final(keys.TRAIN_LOSS)),
+                                                re.escape(keys.final(keys.EVAL_REL_L2))]) + ")$")
 WORST = 1e12
 
 
@@ -37,11 +37,11 @@ def objective_value(name: str, status: str, history: Sequence[Mapping[str, float
     ``train.lbfgs_steps``."""
     if status == Status.DIVERGED or not history:
         return WORST
-    if name.startswith(STEPS_TO):
-        tau = float(name.removeprefix(STEPS_TO))
+    if name.startswith(keys.STEPS_TO):
+        tau = keys.threshold_of(name)
         points = [(float(r[keys.STEP]), float(r.get(metric, math.nan))) for r in history]
         return steps_to_objective(points, tau, budget)
-    value = history[-1].get(name.removeprefix("final/"), math.nan)
+    value = history[-1].get(name.removeprefix(keys.FINAL), math.nan)
     return math.log10(value) if value > 0 and math.isfinite(value) else WORST
 
 

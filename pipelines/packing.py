@@ -23,7 +23,7 @@ from sfli_core.pack_size import choose, measure
 
 from .study import Cell, Study, extend_python_path
 
-Member = list  # [arm, variant index, seed]: JSON in the study's state and Tune's trial config
+Member = list  # [arm, grid point index, seed]: JSON in the study's state and Tune's trial config
 
 
 def parallel_trials(study: Study) -> int:
@@ -65,15 +65,15 @@ def _measure(cfg: RunConfig, largest: int, threads: int, python_path: list[str])
 
 
 def evaluation_packs(study: Study, chosen: dict[str, dict[str, Any]]) -> list[list[Member]]:
-    """The evaluate phase's trials, each a list of members [arm, variant, seed]."""
+    """The evaluate phase's trials, each a list of members [arm, grid point index, seed]."""
     groups: dict[str, list[tuple[Cell, RunConfig]]] = {}
     for cell in study.cells():
-        cfg = study.run_config(cell.arm, chosen.get(cell.key, {}), variant=study.variants()[cell.variant])
+        cfg = study.run_config(cell.arm, chosen.get(cell.key, {}), grid_point=study.grid_points()[cell.point])
         key = pack_signature(cfg) if packable(cfg) is None else cell.key  # an unpackable cell stays alone
         groups.setdefault(key, []).append((cell, cfg))
     packs: list[list[Member]] = []
     for cells in groups.values():
-        members = [[cell.arm, cell.variant, seed] for seed in study.evaluate.seeds for cell, _ in cells]
+        members = [[cell.arm, cell.point, seed] for seed in study.evaluate.seeds for cell, _ in cells]
         size, why = pack_size(study, cells[0][1], math.ceil(len(members) / parallel_trials(study)))
         names = ", ".join(cell.key for cell, _ in cells)
         print(f"[evaluate] {names}: {len(members)} runs in packs of up to {size} ({why})", flush=True)
@@ -83,7 +83,7 @@ def evaluation_packs(study: Study, chosen: dict[str, dict[str, Any]]) -> list[li
 
 def search_pack(study: Study, cell: Cell) -> int:
     """How many search seeds a search trial of ``cell`` trains at once."""
-    cfg = study.run_config(cell.arm, variant=study.variants()[cell.variant])
+    cfg = study.run_config(cell.arm, grid_point=study.grid_points()[cell.point])
     size, why = pack_size(study, cfg, len(study.search.seeds))
     if len(study.search.seeds) > 1:
         print(f"[search {cell.slug}] search seeds in packs of {size} ({why})", flush=True)

@@ -17,15 +17,16 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler
 
 from sfli_core import record
+from sfli_core.record import Phase
 
 from .audit import AuditedSearch, searcher
 from .study import Cell, Study
 from .tracking import Tracker
-from .trial import COMPLETE, TrialContext, run_trial
+from .trial import TrialContext, run_trial
 
 
 def search_space(study: Study, cell: Cell) -> dict[str, Any]:
-    space: dict[str, Any] = {"arm": cell.arm, "variant": cell.variant}
+    space: dict[str, Any] = {"arm": cell.arm, "point": cell.point}
     for path, d in study.arms[cell.arm].search.items():
         if d.type == "log_uniform":
             space[path] = tune.loguniform(d.low, d.high)
@@ -55,7 +56,7 @@ class Progress(tune.Callback):
         self.last = time.time()
         states = [t.status for t in trials]
         ended = [t for t in trials if t.status == Trial.TERMINATED]
-        finals = [t.last_result.get(record.OBJECTIVE) for t in ended if t.last_result.get(COMPLETE)]
+        finals = [t.last_result.get(record.OBJECTIVE) for t in ended if t.last_result.get(record.OBJECTIVE_FINAL)]
         pruned = f" (pruned {len(ended) - len(finals)})" if len(ended) > len(finals) else ""
         best = f"{min(finals):.4g}" if finals else "-"
         print(f"[{self.label}] done {len(ended)}{pruned}  running {states.count(Trial.RUNNING)}  "
@@ -98,7 +99,7 @@ class StopRequest:
     in_fit = False
 
 
-def run_phase(state, study: Study, phase: str, cell: Cell | None, t0: float,
+def run_phase(state, study: Study, phase: Phase, cell: Cell | None, t0: float,
               python_path: list[str], packing: Any, audit: str) -> dict[str, Any]:
     """Run (or restore and finish) the phase's Tune experiment. Search: returns the best knobs of ``cell``.
     ``python_path``: folders the trials put on their ``sys.path`` (empty when the modules are shipped);
@@ -108,40 +109,13 @@ def run_phase(state, study: Study, phase: str, cell: Cell | None, t0: float,
     context = TrialContext(study=study, phase=phase, tracking_uri=state.tracking_uri,
                            experiment_id=state.experiment_id, parent_run_id=state.parents[phase],
                            git_revision=state.git_revision, chosen=dict(state.chosen), python_path=python_path,
-                           execution=state.execution, pack=packing if phase == "search" else 1)
+                           execution=state.execution, pack=packing if phase == Phase.SEARCH else 1)
     trainable = tune.with_resources(tune.with_parameters(run_trial, context=context),
                                     {"cpu": study.resources.cpus, "gpu": study.resources.gpus})
-    name = f"{study.name}-e{state.execution}-" + (f"search-{cell.slug}" if phase == "search" else "evaluate")
+    name = f"{study.name}-e{state.execution}-" + (f"search-{cell.slug}" if phase == Phase.SEARCH else "evaluate")
     path = f"{state.storage.rstrip('/')}/{name}"  # a local folder or a bucket URI (s3://…, gs://…)
-    label = f"search {cell.slug}" if phase == "search" else phase
-    run_config = tune.RunConfig(
-        name=name, storage_path=state.storage, verbose=0, callbacks=[Progress(label, t0)],
-        failure_config=tune.FailureConfig(max_failures=study.retries),
-        # num_to_keep would force an experiment-state snapshot every few checkpoints (a bottleneck at ~1 s
-        # per trial in the overhead benchmark); trial checkpoints are small, so all are kept.
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=None))
-    relocated = contextlib.nullcontext()
-    if "://" not in path and tune.Tuner.can_restore(path) and (why := damaged_tune_state(Path(path))):
-        aside = f"{path}.damaged-{time.strftime('%Y%m%d-%H%M%S')}"
-        os.rename(path, aside)
-        print(f"[{label}] the saved Tune state cannot be restored ({why}): set aside as {aside}; the phase "
-              "starts again and its new runs replace those recorded so far", flush=True)
-    if tune.Tuner.can_restore(path):
-        tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True)
-        relocated = _search_storage_at(state.storage)
-    elif phase == "search":
-        scheduler = None
-        if study.search.asha.enabled:
-            scheduler = ASHAScheduler(metric=record.OBJECTIVE, mode="min", time_attr="training_iteration",
-                                      grace_period=study.search.asha.grace_period,
-                                      reduction_factor=study.search.asha.reduction_factor)
-        tuner = tune.Tuner(trainable, param_space=search_space(study, cell), run_config=run_config,
-                           tune_config=tune.TuneConfig(search_alg=searcher(study, cell, state.execution, audit),
-                                                       scheduler=scheduler,
-                                                       num_samples=study.search.trials, reuse_actors=True))
-    else:
-        tuner = tune.Tuner(trainable, param_space={"members": tune.grid_search(packing)}, run_config=run_config,
-                           tune_config=tune.TuneConfig(reuse_actors=True))
+    label = f"search {cell.slug}" if phase == Phase.SEARCH else phase
+    tuner, relocated = _tuner(state, study, phase, cell, trainable, packing, audit, name, path, label, t0)
     # Tune's "Wrote the latest version of all result files …" after every phase: not for the terminal
     logging.getLogger("ray.tune").setLevel(logging.WARNING)
     StopRequest.in_fit = True
@@ -150,18 +124,59 @@ def run_phase(state, study: Study, phase: str, cell: Cell | None, t0: float,
             results = tuner.fit()
     finally:
         StopRequest.in_fit = False
-    expected = study.search.trials if phase == "search" else len(packing)
+    return _outcome(state, study, phase, cell, results, len(packing) if phase == Phase.EVALUATE else None,
+                    label, path)
+
+
+def _tuner(state, study: Study, phase: Phase, cell: Cell | None, trainable, packing: Any, audit: str, name: str,
+           path: str, label: str, t0: float) -> tuple[tune.Tuner, contextlib.AbstractContextManager]:
+    """The phase's Tuner: restored from its saved state (a damaged one set aside first), else a new search
+    (Optuna through Tune, successive halving when enabled) or a new grid of the evaluation's packs; and the
+    context to fit it in (a restored search re-pointed at a moved runs folder)."""
+    run_config = tune.RunConfig(
+        name=name, storage_path=state.storage, verbose=0, callbacks=[Progress(label, t0)],
+        failure_config=tune.FailureConfig(max_failures=study.retries),
+        # num_to_keep would force an experiment-state snapshot every few checkpoints (a bottleneck at ~1 s
+        # per trial in the overhead benchmark); trial checkpoints are small, so all are kept.
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=None))
+    if "://" not in path and tune.Tuner.can_restore(path) and (why := damaged_tune_state(Path(path))):
+        aside = f"{path}.damaged-{time.strftime('%Y%m%d-%H%M%S')}"
+        os.rename(path, aside)
+        print(f"[{label}] the saved Tune state cannot be restored ({why}): set aside as {aside}; the phase "
+              "starts again and its new runs replace those recorded so far", flush=True)
+    if tune.Tuner.can_restore(path):
+        return (tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True),
+                _search_storage_at(state.storage))
+    if phase == Phase.EVALUATE:
+        return tune.Tuner(trainable, param_space={"members": tune.grid_search(packing)}, run_config=run_config,
+                          tune_config=tune.TuneConfig(reuse_actors=True)), contextlib.nullcontext()
+    scheduler = None
+    if study.search.asha.enabled:
+        scheduler = ASHAScheduler(metric=record.OBJECTIVE, mode="min", time_attr="training_iteration",
+                                  grace_period=study.search.asha.grace_period,
+                                  reduction_factor=study.search.asha.reduction_factor)
+    return tune.Tuner(trainable, param_space=search_space(study, cell), run_config=run_config,
+                      tune_config=tune.TuneConfig(search_alg=searcher(study, cell, state.execution, audit),
+                                                  scheduler=scheduler, num_samples=study.search.trials,
+                                                  reuse_actors=True)), contextlib.nullcontext()
+
+
+def _outcome(state, study: Study, phase: Phase, cell: Cell | None, results, packs: int | None, label: str,
+             path: str) -> dict[str, Any]:
+    """A fitted phase: incomplete (stopped, failed trials) raises; the runs of trials the restored experiment
+    lost are discarded; a search returns its chosen knobs."""
+    expected = study.search.trials if phase == Phase.SEARCH else packs
     if StopRequest.requested or results.num_errors or len(results) < expected:
-        done = sum(1 for r in results if r.metrics and r.metrics.get(COMPLETE))
+        done = sum(1 for r in results if r.metrics and r.metrics.get(record.OBJECTIVE_FINAL))
         failed = 0 if StopRequest.requested else results.num_errors
         why = str(results.errors[0]).strip().splitlines()[-1][:300] if failed and results.errors else ""
         raise PhaseIncomplete(label, done, expected, failed, why)
     keep = {r.metrics.get("trial_id") for r in results if r.metrics}
     Tracker(state.tracking_uri).discard_orphans(state.experiment_id, study.name, state.execution, phase,
-                                                cell.arm if cell else None, cell.vid if cell else None, keep)
-    if phase != "search":
+                                                cell.arm if cell else None, cell.variant if cell else None, keep)
+    if phase != Phase.SEARCH:
         return {}
-    finished = [r for r in results if r.metrics and r.metrics.get(COMPLETE)]
+    finished = [r for r in results if r.metrics and r.metrics.get(record.OBJECTIVE_FINAL)]
     if not finished:
         raise RuntimeError(f"search of {cell.key}: no trial finished; see {path}")
     return choose([(r.metrics, r.config) for r in finished])
@@ -178,7 +193,7 @@ def choose(trials: list[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, Any
         return (metrics[record.OBJECTIVE], int(number) if number.isdigit() else math.inf,
                 json.dumps(config, sort_keys=True, default=str))
 
-    return {k: v for k, v in min(trials, key=rank)[1].items() if k not in ("arm", "variant")}
+    return {k: v for k, v in min(trials, key=rank)[1].items() if k not in ("arm", "point")}
 
 
 @contextlib.contextmanager

@@ -18,7 +18,7 @@ from sfli_core.config import ConfigError
 
 from .environment import quiet
 from .state import StudyState
-from .tracking import Tracker, check_store, runs_dir, tracking_uri
+from .tracking import Tracker, check_store, runs_dir, store_label, tracking_uri
 
 HEADLINE = ["pairs", "reached_base", "reached_treat", "speedup", "speedup_low", "speedup_high", "ert_ratio",
             "ert_ratio_low", "ert_ratio_high", "logrank_p", "logrank_p_adj", "error_ratio", "error_ratio_low",
@@ -53,7 +53,7 @@ def log_report(tracker: Tracker, study: str, execution: int, result: Report) -> 
     The version is marked incomplete first and complete once every file, metric and tag is recorded: a
     recording cut off half-way stays marked for what it is."""
     experiment = tracker.client.get_experiment_by_name(study)
-    parent = tracker.find_parent(experiment.experiment_id, study, "evaluate", execution)
+    parent = tracker.find_parent(experiment.experiment_id, study, record.Phase.EVALUATE, execution)
     if parent is None:
         return None
     version = _next_version(tracker, parent)
@@ -82,13 +82,14 @@ def report(study: str | None, all_studies: bool = False, out: str | None = None,
     if log and all_studies:
         raise ConfigError("report: --log records a report on one study's runs; it does not apply to --all")
     folder = runs_dir(runs)
-    uri = tracking_uri(uri, folder)
+    given, uri = uri, tracking_uri(uri, folder)
     check_store(uri)
     target = Path(out) if out else folder / "reports" / (study if study and not all_studies else "all")
     try:
         audit = folder / record.AUDIT_FILE
         result = build_report(uri, None if all_studies else [study], target, with_figures=with_figures,
-                              execution=execution, audit=f"sqlite:///{audit}" if audit.exists() else None)
+                              execution=execution, audit=f"sqlite:///{audit}" if audit.exists() else None,
+                              store=store_label(given, runs))
     except ValueError as err:
         raise ConfigError(str(err)) from None
     if log:
@@ -112,18 +113,26 @@ def final_report(state: StudyState, runs: str | None) -> Report:
     return result
 
 
-def results(doc: str, runs: str | None = None, uri: str | None = None, studies_dir: str = "studies") -> str:
-    """Regenerate the results page ``doc`` (and its figures, in ``figures/`` beside it) from the shipped
-    studies recorded in the store; each study's full report goes to <runs>/reports/<study>."""
+def results(doc: str, runs: str | None = None, uri: str | None = None, studies_dir: str = "studies",
+            catalogue: str | None = None) -> str:
+    """Regenerate the results page ``doc`` (and its figures, in ``figures/`` beside it) from the catalogue's
+    studies recorded in the store (the shipped catalogue, extended by ``catalogue``: a user's studies and
+    claims); each study's full report goes to <runs>/reports/<study>."""
+    from analysis.catalogue import SHIPPED, load_catalogue
+    from analysis.claims import TESTS
     from analysis.results import build_results
 
     quiet()
     folder = runs_dir(runs)
-    uri = tracking_uri(uri, folder)
+    given, uri = uri, tracking_uri(uri, folder)
     check_store(uri)
     page = Path(doc)
+    chosen = load_catalogue(SHIPPED, list(TESTS))
+    if catalogue:
+        chosen = chosen.extended(load_catalogue(catalogue, list(TESTS)))
     try:
-        build_results(uri, folder / "reports", page, page.parent / "figures", Path(studies_dir))
+        build_results(uri, folder / "reports", page, page.parent / "figures", Path(studies_dir), chosen,
+                      store_label(given, runs))
     except ValueError as err:
         raise ConfigError(str(err)) from None
     return f"{page} regenerated from {uri}; figures in {page.parent / 'figures'}"

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from sfli_core import record
 from sfli_core.config import ConfigError
+from sfli_core.record import Phase
 
 from .audit import audit_storage
 from .environment import quiet
@@ -33,7 +34,7 @@ from .metric_buffer import TrackingUnavailable
 from .packing import evaluation_packs, parallel_trials, search_pack
 from .ray_session import cluster_address, connect_ray, disconnect, remove_leftovers, shipped_modules
 from .reach import check_cluster, check_local_resources, check_tracking
-from .state import FAILED, FINISHED, INTERRUPTED, RUNNING, StudyState, driver_alive, driver_lock, fingerprint
+from .state import StudyState, StudyStatus, driver_alive, driver_lock, fingerprint
 from .store_load import load_warning
 from .study import Cell, Study, extend_python_path, load_study
 from .tracking import Tracker, check_store, runs_dir, sqlite_file, store_lock, tracking_uri
@@ -63,7 +64,7 @@ def start_study(path: str, smoke: bool = False, overrides: list[str] = (), addre
     if storage and "://" not in storage:
         storage = str(Path(storage).resolve())
     previous = StudyState.load(folder, study.name) if StudyState.path(folder, study.name).exists() else None
-    if previous is not None and previous.status != FINISHED:
+    if previous is not None and previous.status != StudyStatus.FINISHED:
         changed = previous.fingerprint != fingerprint(study.model_dump(mode="json"))
         raise ConfigError(
             f"study '{study.name}' has an unfinished execution ({_status_of(previous, folder)})"
@@ -92,7 +93,7 @@ def resume_study(name: str, runs: str | None = None, address: str | None = None,
     quiet()
     folder = runs_dir(runs)
     state = StudyState.load(folder, name)
-    if state.status == FINISHED:
+    if state.status == StudyStatus.FINISHED:
         print(f"study '{name}' (execution {state.execution}) has already finished; nothing to resume"
               + ("" if state.report else " but its report, which was never recorded"), flush=True)
         return state
@@ -124,20 +125,15 @@ def _interrupt(signum, frame) -> None:
 def _drive(state: StudyState, folder: Path, num_cpus: int | None, experiment: Future | None = None) -> StudyState:
     """``experiment``: the study's experiment being created (a new execution); else ``state`` has it, or, when
     its first driver died before it existed, it is created here."""
-    from .phases import PhaseIncomplete, StopRequest, run_phase
+    from .phases import PhaseIncomplete, StopRequest
 
     extend_python_path(state.study.get("python_path", []))  # the user's modules, before names are resolved
     study = Study.model_validate(state.study)
     # on a cluster the user's modules travel with the job (Ray's py_modules); locally they are on this disk
     shipped = shipped_modules(study) if cluster_address(state.address) else []
-    state.status = RUNNING
+    state.status = StudyStatus.RUNNING
     StopRequest.requested = False
-    handlers = {}
-    if threading.current_thread() is threading.main_thread():  # signals can only be handled there
-        os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
-        handlers = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
-        # SIGUSR1 ends the process by default: harmless until Tune installs its handler at the start of a run
-        handlers[signal.SIGUSR1] = signal.signal(signal.SIGUSR1, lambda signum, frame: None)
+    handlers = _take_signals()
     session, t0, stop = None, time.time(), None
     print(f"study '{study.name}' execution {state.execution}", flush=True)
     try:
@@ -151,58 +147,93 @@ def _drive(state: StudyState, folder: Path, num_cpus: int | None, experiment: Fu
         if experiment is not None or not state.experiment_id:
             state.experiment_id = (experiment.result() if experiment is not None else
                                    _experiment(state.tracking_uri, folder, study.name, study.description))
-        tracker = Tracker(state.tracking_uri)  # only now: a client may create a store that does not exist yet
-        state.save(folder)
-        for phase, cell in planned_phases(study):
-            key = "evaluate" if phase == "evaluate" else f"search-{cell.key}"
-            if key in state.done:
-                continue
-            state.parents.setdefault(phase, tracker.parent_run(state.experiment_id, study.name, phase,
-                                                               state.execution))
-            if key not in state.packing:  # decided once: a resumed phase keeps its trials
-                state.packing[key] = (evaluation_packs(study, state.chosen) if phase == "evaluate"
-                                      else search_pack(study, cell))
-            state.save(folder)
-            if phase == "evaluate":  # the results' run says which knobs every cell was evaluated at
-                tracker.log_new_params(state.parents[phase], {f"chosen.{key}.{k}": v for key, knobs
-                                                              in state.chosen.items() for k, v in knobs.items()})
-            best = run_phase(state, study, phase, cell, t0, [] if shipped else study.python_path, state.packing[key],
-                             audit_storage(folder))
-            if phase == "search":
-                state.chosen[cell.key] = best
-                tracker.log_new_params(state.parents[phase], {f"best.{cell.key}.{k}": v for k, v in best.items()})
-                flags = edge_flags(study, cell, best)
-                tracker.set_tags(state.parents[phase], {record.edge_tag(cell.key, k): v for k, v in flags.items()})
-                print(f"[search {cell.slug}] chosen: " + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else
-                                                                  f"{k}={v}" for k, v in best.items())
-                      + "".join(f"\n  warning: {text}" for text in flags.values()), flush=True)
-            state.done.append(key)
-            state.save(folder)
-        for parent in state.parents.values():
-            tracker.finish(parent, record.Status.FINISHED)
-        state.status = FINISHED
+        _run_phases(state, study, folder, Tracker(state.tracking_uri), t0, [] if shipped else study.python_path)
+        state.status = StudyStatus.FINISHED
     except (KeyboardInterrupt, PhaseIncomplete) as err:
         stop = err
-        state.status = FAILED if isinstance(err, PhaseIncomplete) and err.failed else INTERRUPTED
+        failed = isinstance(err, PhaseIncomplete) and err.failed
+        state.status = StudyStatus.FAILED if failed else StudyStatus.INTERRUPTED
     except Exception:
-        state.status = FAILED
+        state.status = StudyStatus.FAILED
         raise
     finally:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
-        if experiment is not None:
-            wait([experiment])  # never leave the store half-created behind an early failure
-            if not state.experiment_id and experiment.exception() is None:
-                state.experiment_id = experiment.result()
-        if session is not None:  # first: a trial still starting could otherwise open a run after the closing
-            disconnect(session)
-        if state.status != FINISHED and state.experiment_id:  # nobody writes to them now: none stays "running"
-            try:
-                Tracker(state.tracking_uri).close_running(state.experiment_id, study.name, state.execution)
-            except TrackingUnavailable as err:  # resume reopens them; the state below must still be saved
-                print(f"could not close the study's open runs: {err}", flush=True)
-        state.ray_session = None
+        _close(state, study, folder, experiment, session)
+    _farewell(state, study, folder, stop, t0)
+    return state
+
+
+def _take_signals() -> dict:
+    """The driver's own SIGINT/SIGTERM handling (a graceful stop); returns the handlers to restore."""
+    if threading.current_thread() is not threading.main_thread():  # signals can only be handled there
+        return {}
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+    handlers = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # SIGUSR1 ends the process by default: harmless until Tune installs its handler at the start of a run
+    handlers[signal.SIGUSR1] = signal.signal(signal.SIGUSR1, lambda signum, frame: None)
+    return handlers
+
+
+def _run_phases(state: StudyState, study: Study, folder: Path, tracker: Tracker, t0: float,
+                python_path: list[str]) -> None:
+    """Every phase not done yet, in order (searches, then the evaluation); the parent runs closed at the end.
+    The tracker is made by the caller only once the experiment exists (a client may create a missing store)."""
+    from .phases import run_phase
+
+    state.save(folder)
+    for phase, cell in planned_phases(study):
+        key = Phase.EVALUATE if phase == Phase.EVALUATE else f"search-{cell.key}"
+        if key in state.done:
+            continue
+        state.parents.setdefault(phase, tracker.parent_run(state.experiment_id, study.name, phase, state.execution))
+        if key not in state.packing:  # decided once: a resumed phase keeps its trials
+            state.packing[key] = (evaluation_packs(study, state.chosen) if phase == Phase.EVALUATE
+                                  else search_pack(study, cell))
         state.save(folder)
+        if phase == Phase.EVALUATE:  # the results' run says which knobs every cell was evaluated at
+            tracker.log_new_params(state.parents[phase], {f"chosen.{key}.{k}": v for key, knobs
+                                                          in state.chosen.items() for k, v in knobs.items()})
+        best = run_phase(state, study, phase, cell, t0, python_path, state.packing[key], audit_storage(folder))
+        if phase == Phase.SEARCH:
+            _record_choice(state, study, cell, best, tracker)
+        state.done.append(key)
+        state.save(folder)
+    for parent in state.parents.values():
+        tracker.finish(parent, record.Status.FINISHED)
+
+
+def _record_choice(state: StudyState, study: Study, cell: Cell, best: dict, tracker: Tracker) -> None:
+    """A search's chosen knobs: kept for the evaluation, recorded on the search parent run with any edge flags,
+    and printed."""
+    parent = state.parents[Phase.SEARCH]
+    state.chosen[cell.key] = best
+    tracker.log_new_params(parent, {f"best.{cell.key}.{k}": v for k, v in best.items()})
+    flags = edge_flags(study, cell, best)
+    tracker.set_tags(parent, {record.edge_tag(cell.key, k): v for k, v in flags.items()})
+    print(f"[search {cell.slug}] chosen: " + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                                                      for k, v in best.items())
+          + "".join(f"\n  warning: {text}" for text in flags.values()), flush=True)
+
+
+def _close(state: StudyState, study: Study, folder: Path, experiment: Future | None, session) -> None:
+    """Whatever the end: the experiment's creation awaited, Ray left, open runs closed, the state saved."""
+    if experiment is not None:
+        wait([experiment])  # never leave the store half-created behind an early failure
+        if not state.experiment_id and experiment.exception() is None:
+            state.experiment_id = experiment.result()
+    if session is not None:  # first: a trial still starting could otherwise open a run after the closing
+        disconnect(session)
+    if state.status != StudyStatus.FINISHED and state.experiment_id:  # nobody writes to them now: none stays "running"
+        try:
+            Tracker(state.tracking_uri).close_running(state.experiment_id, study.name, state.execution)
+        except TrackingUnavailable as err:  # resume reopens them; the state below must still be saved
+            print(f"could not close the study's open runs: {err}", flush=True)
+    state.ray_session = None
+    state.save(folder)
+
+
+def _farewell(state: StudyState, study: Study, folder: Path, stop: BaseException | None, t0: float) -> None:
     where = f"MLflow experiment '{study.name}' at {state.tracking_uri}"
     if stop is not None:
         reason = str(stop) or "stopped by a signal"
@@ -211,7 +242,6 @@ def _drive(state: StudyState, folder: Path, num_cpus: int | None, experiment: Fu
     else:
         print(f"\nstudy '{study.name}' finished in {time.time() - t0:.0f} s (execution {state.execution}). Runs: "
               f"{where}\n  open them with: sfli ui" + _runs_arg(folder), flush=True)
-    return state
 
 
 def _runs_arg(folder: Path) -> str:
@@ -220,13 +250,13 @@ def _runs_arg(folder: Path) -> str:
 
 def planned_phases(study: Study) -> list[tuple[str, Cell | None]]:
     """(phase, cell): one search per searched cell (arm × grid point), then one evaluation of every cell."""
-    return [("search", cell) for cell in study.cells(searched=True)] + [("evaluate", None)]
+    return [(Phase.SEARCH, cell) for cell in study.cells(searched=True)] + [(Phase.EVALUATE, None)]
 
 
 def _status_of(state: StudyState, folder: Path) -> str:
     """The status a person should see: a 'running' study whose driver is gone was interrupted."""
-    if state.status == RUNNING and not driver_alive(folder, state.name):
-        return f"{INTERRUPTED}: its driver is gone"
+    if state.status == StudyStatus.RUNNING and not driver_alive(folder, state.name):
+        return f"{StudyStatus.INTERRUPTED}: its driver is gone"
     return state.status
 
 
@@ -243,14 +273,14 @@ def study_status(name: str, runs: str | None = None) -> str:
     lines = [f"study {name}: {status} (execution {state.execution}); phases done: {', '.join(state.done) or 'none'}",
              f"tracking: {state.tracking_uri} (experiment {state.experiment_id})"]
     for phase, cell in planned_phases(study):
-        mine = [r for r in runs_found if r.data.tags.get("phase") == phase
-                and (cell is None or (r.data.tags.get("arm") == cell.arm and r.data.tags.get("variant") == cell.vid))]
+        mine = [r for r in runs_found if r.data.tags.get(record.PHASE) == phase and (
+            cell is None or (r.data.tags.get("arm"), r.data.tags.get("variant")) == (cell.arm, cell.variant))]
         counts = Counter(r.data.tags.get(record.STATUS, "?") for r in mine)
         label = f"{phase} {cell.key}" if cell else phase
-        expected = study.search.trials if cell else study.expected_trials("evaluate")
+        expected = study.search.trials if cell else study.expected_trials(Phase.EVALUATE)
         lines.append(f"  {label}: {len(mine)}/{expected} runs " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     for arm, knobs in state.chosen.items():
         lines.append(f"  chosen {arm}: {knobs or '(fixed)'}")
-    if status != FINISHED and not driver_alive(folder, name):
+    if status != StudyStatus.FINISHED and not driver_alive(folder, name):
         lines.append(f"continue it with: sfli resume {name}" + _runs_arg(folder))
     return "\n".join(lines)

@@ -20,12 +20,19 @@ import json
 import os
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from sfli_core.config import ConfigError
 
-RUNNING, INTERRUPTED, FAILED, FINISHED = "running", "interrupted", "failed", "finished"
+
+class StudyStatus(StrEnum):
+    """An execution's status in its state file (``sfli status``); a run's own status is sfli_core.record.Status."""
+    RUNNING = "running"
+    INTERRUPTED = "interrupted"  # stopped (a signal, a stop request) or its driver died: `sfli resume` continues it
+    FAILED = "failed"  # trials failed past their retries
+    FINISHED = "finished"
 
 
 @dataclass
@@ -42,7 +49,7 @@ class StudyState:
     chosen: dict[str, dict[str, Any]] = field(default_factory=dict)
     done: list[str] = field(default_factory=list)
     packing: dict[str, Any] = field(default_factory=dict)  # per phase: search pack size / evaluate packs
-    status: str = RUNNING
+    status: StudyStatus = StudyStatus.RUNNING
     ray_session: str | None = None  # the local Ray instance's session folder, while one runs
     report: int | None = None  # the version of the report recorded when this execution finished
 

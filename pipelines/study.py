@@ -46,6 +46,7 @@ from sfli_core.config import (
     set_path,
 )
 from sfli_core.pack import packable
+from sfli_core.record import Phase
 from sfli_core.registry import is_import_path
 
 from .objective import OBJECTIVE_PATTERN
@@ -110,7 +111,7 @@ class Asha(Strict):
 
 
 class SearchConfig(Strict):
-    objective: str = "target/steps_to_1e-3"
+    objective: str = keys.steps_to(1e-3)
     trials: PositiveInt = 16
     sampler: Literal["tpe", "random"] = "tpe"
     sampler_seed: Seed = 0
@@ -170,7 +171,7 @@ class Study(Strict):
         for path, values in self.grid.items():
             if not values:
                 raise ValueError(f"grid.{path}: empty list of values")
-        ids = [self.variant_id(v) for v in self.variants()]
+        ids = [self.variant_id(v) for v in self.grid_points()]
         for vid in ids:
             if ids.count(vid) > 1:
                 raise ValueError(f"grid: two grid points are both named '{vid}' (a value given twice, or values "
@@ -179,24 +180,24 @@ class Study(Strict):
                 raise ValueError(f"grid: the grid point '{vid[:40]}…' makes a name longer than {MAX_VARIANT} "
                                  "characters; use shorter values (e.g. a registered preset's name)")
         for arm_name in self.arms:
-            for variant in self.variants():
-                cfg = self.run_config(arm_name, variant=variant)  # raises with the field path
+            for grid_point in self.grid_points():
+                cfg = self.run_config(arm_name, grid_point=grid_point)  # raises with the field path
                 if cfg.train.total_steps < 1:  # a run of the initial state alone is the library's, not a study's
-                    raise ValueError(f"{self._steps_blame(arm_name, variant)}: train.steps: a study's runs need "
+                    raise ValueError(f"{self._steps_blame(arm_name, grid_point)}: train.steps: a study's runs need "
                                      "at least one step (train.steps + train.lbfgs_steps ≥ 1)")
             for path, dist in (self.arms[arm_name].search or {}).items():
                 probe = dist.values[0] if dist.type == "choice" else (dist.low + dist.high) / 2
                 if dist.type == "int_uniform":
                     probe = int(probe)
                 self.run_config(arm_name, {path: probe}, where=f"arms.{arm_name}.search.{path}")
-        if self.has_search and self.search.objective.startswith("target/"):
+        if self.has_search and self.search.objective.startswith(keys.TARGET):
             thresholds = [keys.steps_to(t) for t in RunConfig.model_validate(self.base).targets.thresholds]
             if self.search.objective not in thresholds:
                 raise ValueError(f"search.objective '{self.search.objective}' is not one of the study's targets: "
                                  f"{', '.join(thresholds)}")
         if isinstance(self.resources.pack, int) and self.resources.pack > 1:
             for cell in self.cells():
-                reason = packable(self.run_config(cell.arm, variant=self.variants()[cell.variant]))
+                reason = packable(self.run_config(cell.arm, grid_point=self.grid_points()[cell.point]))
                 if reason:
                     raise ValueError(f"resources.pack: {self.resources.pack} but {cell.key} cannot be packed: "
                                      f"{reason}; use pack: 1 or auto")
@@ -213,7 +214,7 @@ class Study(Strict):
     def has_search(self) -> bool:
         return any(arm.search for arm in self.arms.values())
 
-    def variants(self) -> list[dict[str, Any]]:
+    def grid_points(self) -> list[dict[str, Any]]:
         """Every point of the grid ({} when there is none), in a fixed order."""
         points: list[dict[str, Any]] = [{}]
         for path, values in self.grid.items():
@@ -221,24 +222,24 @@ class Study(Strict):
         return points
 
     @staticmethod
-    def variant_id(variant: dict[str, Any]) -> str:
+    def variant_id(grid_point: dict[str, Any]) -> str:
         """A short readable name of a grid point: its values joined, e.g. 'poisson2d-mlp-64' ('base' if none);
         characters unsafe in file and run names (``/``, ``:``, spaces …) become ``_``."""
-        return "-".join(UNSAFE.sub("_", str(v)) for v in variant.values()) or "base"
+        return "-".join(UNSAFE.sub("_", str(v)) for v in grid_point.values()) or "base"
 
-    def cell(self, arm: str, variant: int) -> Cell:
-        return Cell(arm, variant, self.variant_id(self.variants()[variant]))
+    def cell(self, arm: str, point: int) -> Cell:
+        return Cell(arm, point, self.variant_id(self.grid_points()[point]))
 
     def cells(self, searched: bool | None = None) -> list[Cell]:
         """Every (arm, grid point), arms in file order, grid points in grid order; ``searched`` selects the
         arms with (True) or without (False) a search space."""
         return [self.cell(arm, i) for arm, a in self.arms.items() if searched is None or bool(a.search) == searched
-                for i in range(len(self.variants()))]
+                for i in range(len(self.grid_points()))]
 
-    def expected_trials(self, phase: str) -> int:
+    def expected_trials(self, phase: Phase) -> int:
         """Runs of a phase: ``search.trials`` per searched cell; one per cell and evaluation seed (an evaluate
         trial trains one or more of them, pipelines.packing)."""
-        if phase == "search":
+        if phase == Phase.SEARCH:
             return self.search.trials * len(self.cells(searched=True))
         return len(self.cells()) * len(self.evaluate.seeds)
 
@@ -261,36 +262,36 @@ class Study(Strict):
         return sorted(found)
 
     def run_config(self, arm: str, knobs: dict[str, Any] | None = None, seed: int | None = None,
-                   where: str | None = None, variant: dict[str, Any] | None = None,
+                   where: str | None = None, grid_point: dict[str, Any] | None = None,
                    arm_set: bool = True) -> RunConfig:
-        """The resolved RunConfig of ``arm`` at grid point ``variant`` with searched ``knobs`` and ``seed``.
-        Precedence: base < variant < arm's ``set`` (without it: ``arm_set=False``) < searched knobs."""
+        """The resolved RunConfig of ``arm`` at grid point ``grid_point`` with searched ``knobs`` and ``seed``.
+        Precedence: base < grid_point < arm's ``set`` (without it: ``arm_set=False``) < searched knobs."""
         data = copy.deepcopy(self.base)
-        for path, value in {**(variant or {}), **(self.arms[arm].set if arm_set else {}), **(knobs or {})}.items():
+        for path, value in {**(grid_point or {}), **(self.arms[arm].set if arm_set else {}), **(knobs or {})}.items():
             set_path(data, path.split("."), value)
         if seed is not None:
             data["seed"] = seed
         try:
             return RunConfig.model_validate(data)
         except ValidationError as err:
-            at = where or self._blame(arm, variant)
+            at = where or self._blame(arm, grid_point)
             raise ValueError(format_validation_error(err, at, RunConfig)) from None
 
-    def _steps_blame(self, arm: str, variant: dict[str, Any]) -> str:
+    def _steps_blame(self, arm: str, grid_point: dict[str, Any]) -> str:
         """'base' when the base (at the grid point) has no steps already, else the arm that took them away."""
         try:
-            base = self.run_config(arm, variant=variant, arm_set=False)
+            base = self.run_config(arm, grid_point=grid_point, arm_set=False)
         except ValueError:
             return f"arms.{arm}"
         return "base" if base.train.total_steps < 1 else f"arms.{arm}"
 
-    def _blame(self, arm: str, variant: dict[str, Any] | None) -> str:
+    def _blame(self, arm: str, grid_point: dict[str, Any] | None) -> str:
         """Where an invalid run configuration comes from: the base (with the grid point) when it is invalid
         without any arm, else the arm."""
         data = copy.deepcopy(self.base)
-        for path, value in (variant or {}).items():
+        for path, value in (grid_point or {}).items():
             set_path(data, path.split("."), value)
-        point = f" at grid point {self.variant_id(variant)}" if variant else ""
+        point = f" at grid point {self.variant_id(grid_point)}" if grid_point else ""
         try:
             RunConfig.model_validate(data)
         except ValidationError:
@@ -337,19 +338,20 @@ def extend_python_path(folders: list[str]) -> None:
 
 @dataclass(frozen=True)
 class Cell:
-    """One arm at one grid point (``variant`` its index, ``vid`` its id, 'base' without a grid)."""
+    """One arm at one grid point (``point`` its index in :meth:`Study.grid_points`, ``variant`` its id, 'base'
+    without a grid: the ``variant`` tag and column)."""
 
     arm: str
-    variant: int
-    vid: str
+    point: int
+    variant: str
 
     @property
     def key(self) -> str:
         """Where the cell's chosen knobs are kept ('sfli' or 'sfli/poisson2d-mlp'); also part of MLflow parameter
         names, which allow letters, digits, _ - . space : and /."""
-        return self.arm if self.vid == "base" else f"{self.arm}/{self.vid}"
+        return self.arm if self.variant == "base" else f"{self.arm}/{self.variant}"
 
     @property
     def slug(self) -> str:
         """The cell in file and trial names ('sfli' or 'sfli-poisson2d-mlp')."""
-        return self.arm if self.vid == "base" else f"{self.arm}-{self.vid}"
+        return self.arm if self.variant == "base" else f"{self.arm}-{self.variant}"

@@ -26,7 +26,7 @@ from mlflow.tracking import MlflowClient
 
 from sfli_core import record
 from sfli_core.config import ConfigError
-from sfli_core.record import COMPLETE, RESUMED_FROM, TRIAL_STARTS, Status, TrialIdentity
+from sfli_core.record import OUTCOMES, RESUMED_FROM, TRIAL_STARTS, Status, TrialIdentity
 
 from .metric_buffer import (
     PATIENCE_ENV,
@@ -52,6 +52,13 @@ def runs_dir(value: str | None = None) -> Path:
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"--runs-dir {folder}: is a file; expected a runs folder (or a path to create one at)")
     return folder
+
+
+def store_label(uri: str | None, runs: str | None) -> str:
+    """The store as the user named it (for generated pages, which name no folder of this machine the user did
+    not type): ``--tracking-uri`` or ``$MLFLOW_TRACKING_URI`` as given, else the runs folder as given."""
+    given = uri or os.environ.get("MLFLOW_TRACKING_URI")
+    return given or (Path(runs or os.environ.get("SFLI_RUNS_DIR", DEFAULT_RUNS_DIR)) / "mlflow.db").as_posix()
 
 
 def tracking_uri(value: str | None, runs: Path) -> str:
@@ -195,7 +202,8 @@ class Tracker:
 
     @staticmethod
     def _parent_tags(study: str, phase: str, execution: int) -> dict[str, str]:
-        return {"study": study, "phase": phase, record.EXECUTION: str(execution), record.ROLE: record.ROLE_PARENT}
+        return {record.STUDY: study, record.PHASE: phase, record.EXECUTION: str(execution),
+                record.RUN_TYPE: record.RunType.PARENT}
 
     def find_parent(self, experiment_id: str, study: str, phase: str, execution: int) -> str | None:
         return self.find_run(experiment_id, self._parent_tags(study, phase, execution))
@@ -215,9 +223,7 @@ class Tracker:
     def trial_runs(self, experiment_id: str, study: str, execution: int, phase: str | None = None,
                    status: str | None = None) -> list:
         """The trial runs of one execution of a study (optionally of one phase, or with one sfli status)."""
-        query = (f"tags.study = '{study}' and tags.{record.ROLE} = '{record.ROLE_TRIAL}' "
-                 f"and tags.{record.EXECUTION} = '{execution}'")
-        query += f" and tags.phase = '{phase}'" if phase else ""
+        query = record.run_filter(record.RunType.TRIAL, phase, execution, study)
         query += f" and tags.{record.STATUS} = '{status}'" if status else ""
         return self.client.search_runs([experiment_id], filter_string=query, max_results=50000)
 
@@ -252,17 +258,17 @@ class Tracker:
         """(run id, created?) of the trial's run; params are logged at creation (and, on a later start, any
         the run lacks). A run found complete (finished / diverged) is returned untouched."""
         tags = identity.tags()  # a pack's runs share the trial id: its member (arm, grid point, seed) tells them apart
-        run_id = self.find_run(experiment_id, {k: tags[k] for k in ("trial_id", "phase", "study", record.EXECUTION,
-                                                                     "arm", "variant", "seed")})
+        member = ("trial_id", record.PHASE, record.STUDY, record.EXECUTION, "arm", "variant", "seed")
+        run_id = self.find_run(experiment_id, {k: tags[k] for k in member})
         if run_id is not None:
-            if self.client.get_run(run_id).data.tags.get(record.STATUS) not in COMPLETE:
+            if self.client.get_run(run_id).data.tags.get(record.STATUS) not in OUTCOMES:
                 self.client.set_tag(run_id, record.STATUS, Status.RUNNING)
                 # the store may have gone away between the run's creation and its parameters
                 self.log_new_params(run_id, params)
             return run_id, False
         run = self.client.create_run(experiment_id, run_name=trial_name,
                                      tags={**identity.tags(), record.PARENT_RUN: parent_id,
-                                           record.ROLE: record.ROLE_TRIAL, record.STATUS: Status.RUNNING})
+                                           record.RUN_TYPE: record.RunType.TRIAL, record.STATUS: Status.RUNNING})
         self.client.log_batch(run.info.run_id, params=_params(params))
         return run.info.run_id, True
 
@@ -312,7 +318,7 @@ class Tracker:
         """The run's sfli status and final metrics if it already completed, else None."""
         run = self.client.get_run(run_id)
         status = run.data.tags.get(record.STATUS)
-        return {record.STATUS: status, **run.data.metrics} if status in COMPLETE else None
+        return {record.STATUS: status, **run.data.metrics} if status in OUTCOMES else None
 
     @_retry
     def count_starts(self, run_id: str) -> int:

@@ -35,7 +35,7 @@ from sfli_core.config import RunConfig
 from sfli_core.init import INITS
 from sfli_core.models import condensation_layers
 from sfli_core.pack import Pack
-from sfli_core.record import Status, TrialIdentity
+from sfli_core.record import Phase, Status, TrialIdentity
 from sfli_core.result import RunResult
 from sfli_core.tasks import build_task
 from sfli_core.trainer import Trainer
@@ -46,14 +46,13 @@ from .study import Cell, Study, extend_python_path
 from .tracking import Tracker
 
 STATE_FILE = "trial_state.pt"
-COMPLETE = "complete"  # Tune-only key: 1 in a trial's last report (its objective is final), 0 before
 PACK_TIME = "equal share of each step among the pack's members still training"  # how time/train_s is divided
 
 
 @dataclass
 class TrialContext:
     study: Study
-    phase: str  # "search" or "evaluate"
+    phase: Phase
     tracking_uri: str
     experiment_id: str
     parent_run_id: str
@@ -76,7 +75,7 @@ class TrialPlan:
     params: dict[str, Any]
 
     def config(self, study: Study, seed: int) -> RunConfig:
-        return study.run_config(self.cell.arm, self.knobs, seed, variant=study.variants()[self.cell.variant])
+        return study.run_config(self.cell.arm, self.knobs, seed, grid_point=study.grid_points()[self.cell.point])
 
 
 @dataclass
@@ -119,14 +118,14 @@ def plan_trial(config: dict[str, Any], context: TrialContext) -> list[TrialPlan]
     """The trial's runs: one (search: the sampled knobs on the search seeds), or one per pack member."""
     study, phase = context.study, context.phase
     trial_id = tune.get_context().get_trial_id()
-    if phase == "search":
-        cell = study.cell(config["arm"], int(config.get("variant", 0)))
-        knobs = {k: v for k, v in config.items() if k not in ("arm", "variant")}
+    if phase == Phase.SEARCH:
+        cell = study.cell(config["arm"], int(config.get("point", 0)))
+        knobs = {k: v for k, v in config.items() if k not in ("arm", "point")}
         return [_plan(context, cell, knobs, list(study.search.seeds), f"search-{cell.slug}-{trial_id}", trial_id,
                       context.pack)]
     plans = []
-    for arm, variant, seed in config["members"]:
-        cell = study.cell(arm, int(variant))
+    for arm, point, seed in config["members"]:
+        cell = study.cell(arm, int(point))
         plans.append(_plan(context, cell, context.chosen.get(cell.key, {}), [int(seed)],
                            f"{cell.slug}-seed{seed}", trial_id, len(config["members"])))
     return plans
@@ -135,11 +134,11 @@ def plan_trial(config: dict[str, Any], context: TrialContext) -> list[TrialPlan]
 def _plan(context: TrialContext, cell: Cell, knobs: dict[str, Any], seeds: list[int], name: str,
           trial_id: str, pack: int) -> TrialPlan:
     study = context.study
-    first = study.run_config(cell.arm, knobs, seeds[0], variant=study.variants()[cell.variant])
+    first = study.run_config(cell.arm, knobs, seeds[0], grid_point=study.grid_points()[cell.point])
     identity = TrialIdentity(study=study.name, execution=context.execution, phase=context.phase, arm=cell.arm,
-                             variant=cell.vid, trial_id=trial_id, seeds=tuple(seeds),
+                             variant=cell.variant, trial_id=trial_id, seeds=tuple(seeds),
                              task=build_task(first.task.name, first.task.params).name, init=first.init.name,
-                             arch=first.model.arch, comparison=INITS.get(first.init.name).role)
+                             arch=first.model.arch, init_role=INITS.get(first.init.name).role)
     params = {**first.flat(), record.GIT_REVISION: context.git_revision,
               **{f"{record.SEARCHED}{k}": v for k, v in knobs.items()},
               record.PACK_SIZE: pack, record.PACK_TIME: PACK_TIME}
@@ -163,13 +162,13 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     if len(done) == len(plans):  # never re-train a complete run
         first = done[0]
         tune.report(tune_result(first.get(record.OBJECTIVE, WORST), first[record.STATUS],
-                                first.get(f"final/{keys.TRAIN_LOSS}", WORST)))
+                                first.get(keys.final(keys.TRAIN_LOSS), WORST)))
         return
     state = TrialState.restore()
     tracker.resend(state.pending)
     todo = [i for i in range(len(plans)) if i not in done]
     for i in todo:
-        tracker.mark_start(runs[i][0], resumed_from=state.pack["step"] if state.pack else 0)
+        tracker.mark_start(runs[i][0], resumed_from=state.pack[keys.STEP] if state.pack else 0)
     logged_up_to = {i: -1 if runs[i][1] else tracker.last_step(runs[i][0], keys.TRAIN_LOSS) for i in todo}
     try:
         train_runs(plans, todo, state, context, tracker, [r for r, _ in runs], logged_up_to)
@@ -191,7 +190,7 @@ def train_runs(plans: list[TrialPlan], todo: list[int], state: TrialState, conte
     search seeds ``context.pack`` at a time — the pack under way continuing from ``state.pack``."""
     study = context.study
     members = [(i, seed) for i in todo for seed in plans[i].seeds]
-    size = len(members) if context.phase == "evaluate" else context.pack
+    size = len(members) if context.phase == Phase.EVALUATE else context.pack
     chunks = [members[k:k + size] for k in range(0, len(members), size)]
     for index in range(state.chunk, len(chunks)):
         chunk = chunks[index]
@@ -221,7 +220,7 @@ def train_runs(plans: list[TrialPlan], todo: list[int], state: TrialState, conte
 
 def tune_result(objective: float, status: str, final_loss: float) -> dict[str, Any]:
     """A trial's last report to Tune."""
-    return {record.OBJECTIVE: objective, COMPLETE: 1, record.STATUS: str(status),
+    return {record.OBJECTIVE: objective, record.OBJECTIVE_FINAL: 1, record.STATUS: str(status),
             keys.TRAIN_LOSS: finite_or_worst(final_loss)}
 
 
@@ -253,7 +252,7 @@ class _TuneReport:
                                    m.cfg.train.total_steps) for m in pack.members]
         metrics = {record.OBJECTIVE: sum(running) / len(running),
                    keys.TRAIN_LOSS: sum(finite_or_worst(e[keys.TRAIN_LOSS]) for e in latest) / len(latest),
-                   "step": pack.step - 1, "seed_index": self.chunk, COMPLETE: 0}
+                   keys.STEP: pack.step - 1, record.SEED_INDEX: self.chunk, record.OBJECTIVE_FINAL: 0}
         training = any(m.status == Status.FINISHED for m in pack.members)
         if self.n % self.study.checkpoint_every == 0 and training and pack.step <= pack.lead.cfg.train.total_steps:
             self.state.pack, self.state.members, self.state.chunk = pack.state_dict(), self.names, self.chunk
@@ -270,37 +269,37 @@ def finish(tracker: Tracker, run_id: str, outcomes: list[SeedOutcome]) -> dict[s
     objective = sum(o.objective for o in outcomes) / len(outcomes)
     status = Status.FINISHED if all(o.status == Status.FINISHED for o in outcomes) else Status.DIVERGED
     summary = {k: v for k, v in outcomes[0].summary.items() if isinstance(v, (int, float))}
-    initial = {k: v for k, v in summary.items() if k.startswith("initial/")}  # measured at step 0
+    initial = {k: v for k, v in summary.items() if k.startswith(keys.INITIAL)}  # measured at step 0
     tracker.log_metrics(run_id, initial, step=0)
     tracker.log_metrics(run_id, {**{k: v for k, v in summary.items() if k not in initial},
-                                 record.OBJECTIVE: objective}, step=int(summary.get("final/step", 0)))
+                                 record.OBJECTIVE: objective}, step=int(summary.get(keys.FINAL_STEP, 0)))
     with tempfile.TemporaryDirectory() as d:
         rows = [{"seed": o.seed, **entry} for o in outcomes for entry in o.history]
-        pd.DataFrame(rows).to_csv(Path(d) / "series.csv", index=False)
-        (Path(d) / "seeds.json").write_text(json.dumps(
+        pd.DataFrame(rows).to_csv(Path(d) / record.SERIES_FILE, index=False)
+        (Path(d) / record.SEEDS_FILE).write_text(json.dumps(
             [{k: v for k, v in asdict(o).items() if k not in ("history", "run")} for o in outcomes], indent=1))
-        tracker.log_artifact(run_id, Path(d) / "series.csv")
-        tracker.log_artifact(run_id, Path(d) / "seeds.json")
+        tracker.log_artifact(run_id, Path(d) / record.SERIES_FILE)
+        tracker.log_artifact(run_id, Path(d) / record.SEEDS_FILE)
     tracker.finish(run_id, status)
-    return tune_result(objective, status, summary.get(f"final/{keys.TRAIN_LOSS}", WORST))
+    return tune_result(objective, status, summary.get(keys.final(keys.TRAIN_LOSS), WORST))
 
 
 def _artifacts(tracker: Tracker, run_id: str, cfg: RunConfig, result: RunResult, u_start, u_end) -> None:
     """Resolved config, spectra, staircase plot and condensation heat map of the first seed."""
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
-        (d / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
-        (d / "spectra.json").write_text(json.dumps(result.spectra))
+        (d / record.CONFIG_FILE).write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+        (d / record.SPECTRA_FILE).write_text(json.dumps(result.spectra))
         title = f"{cfg.task.name} {cfg.model.arch} {cfg.init.name} seed {cfg.seed}"
-        staircase_plot(result.history, cfg.rank.headline, result.n_layers, d / "staircase.png", title)
-        names = ["config.yaml", "spectra.json", "staircase.png"]
+        staircase_plot(result.history, cfg.rank.headline, result.n_layers, d / record.STAIRCASE_FILE, title)
+        names = [record.CONFIG_FILE, record.SPECTRA_FILE, record.STAIRCASE_FILE]
         if u_start is not None:  # the weights, for the report's figure; a preview for the UI
-            weights = {"start": u_start.tolist(), "end": u_end.tolist()}
+            weights = {record.WEIGHTS_START: u_start.tolist(), record.WEIGHTS_END: u_end.tolist()}
             if result.weights:  # condensation.track: the weights at every logging step too
-                weights["steps"] = {str(step): u for step, u in sorted(result.weights.items())}
-            (d / "condensation_weights.json").write_text(json.dumps(weights))
-            condensation_heatmap({"start": u_start, "end": u_end}, d / "condensation.png", title, PREVIEW_DPI,
+                weights[record.WEIGHTS_STEPS] = {str(step): u for step, u in sorted(result.weights.items())}
+            (d / record.WEIGHTS_FILE).write_text(json.dumps(weights))
+            condensation_heatmap({"start": u_start, "end": u_end}, d / record.HEATMAP_FILE, title, PREVIEW_DPI,
                                  pdf=False)
-            names += ["condensation_weights.json", "condensation.png"]
+            names += [record.WEIGHTS_FILE, record.HEATMAP_FILE]
         for name in names:
             tracker.log_artifact(run_id, d / name)

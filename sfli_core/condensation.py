@@ -14,6 +14,7 @@ import torch
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import squareform
 
+from . import keys
 from .models import Dense, condensation_layers
 
 
@@ -96,6 +97,6 @@ def layer_counts(model: torch.nn.Module) -> dict[str, float]:
     out: dict[str, float] = {}
     for l, (layer, _) in enumerate(condensation_layers(model), start=1):
         c = analyse(input_weights(layer))
-        out[f"condensation/layer{l}/orientations"] = c.orientations
-        out[f"condensation/layer{l}/lines"] = c.lines
+        out[keys.condensation_key(l, keys.ORIENTATIONS)] = c.orientations
+        out[keys.condensation_key(l, keys.LINES)] = c.lines
     return out

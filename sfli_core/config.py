@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from . import keys
 from .activations import ACTIVATIONS
 from .init import INITS
 from .models import MODELS
@@ -211,7 +212,7 @@ class CondensationConfig(Strict):
 
 
 class TargetConfig(Strict):
-    metric: Literal["train/loss", "eval/rel_l2"] = "train/loss"
+    metric: Literal[keys.TRAIN_LOSS, keys.EVAL_REL_L2] = keys.TRAIN_LOSS
     thresholds: list[PositiveFloat] = Field(default_factory=lambda: [1e-2, 1e-3])
 
 

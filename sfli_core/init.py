@@ -22,7 +22,6 @@ import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import torch
@@ -33,21 +32,21 @@ from .geometry import Box
 from .layouts import Layout, frequency_vectors, hyperplanes
 from .models import Dense, PirateNet
 from .params import NoParams, Params, params_of
+from .record import InitRole
 from .registry import Registry
 
-Role = Literal["baseline", "treatment"]
 Draw = Callable[[int, int, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
 
 
 @dataclass(frozen=True)
 class Initialisation:
-    """A registered initialisation. ``role``: ``treatment`` for what a study tests (SFLI, or a user's idea),
-    ``baseline`` for what it is compared against; the speed-up tables pair every treatment arm with every
-    baseline arm."""
+    """A registered initialisation. ``role`` (:class:`~sfli_core.record.InitRole`): ``treatment`` for what a
+    study tests (SFLI, or a user's idea), ``baseline`` for what it is compared against; the speed-up tables and
+    the claims pair every treatment arm with every baseline arm."""
 
     apply: Callable[[torch.nn.Module, Box, int, float, Params], dict[str, float]]
     Params: type[Params] = NoParams
-    role: Role = "baseline"
+    role: InitRole = InitRole.BASELINE
 
     @property
     def summary(self) -> str:
@@ -63,10 +62,10 @@ def _adapt(obj: object) -> Initialisation:
         except TypeError:
             raise TypeError("an initialisation is called as apply(model, box, seed, scale, params); "
                             f"{getattr(obj, '__name__', obj)} does not take these arguments") from None
-        role = getattr(obj, "role", "baseline")
-        if role not in ("baseline", "treatment"):
-            raise TypeError(f"role must be 'baseline' or 'treatment', got {role!r}")
-        return Initialisation(obj, params_of(obj), role)
+        role = getattr(obj, "role", InitRole.BASELINE)
+        if role not in tuple(InitRole):
+            raise TypeError(f"role must be one of {', '.join(map(repr, map(str, InitRole)))}, got {role!r}")
+        return Initialisation(obj, params_of(obj), InitRole(role))
     raise TypeError("expected a function apply(model, box, seed, scale, params) or an "
                     f"sfli_core.init.Initialisation, got {type(obj).__name__}")
 
@@ -208,4 +207,4 @@ def sfli(model, box: Box, seed: int, scale: float, params: SfliParams) -> dict[s
     return info
 
 
-INITS.register("sfli", Initialisation(sfli, SfliParams, role="treatment"))
+INITS.register("sfli", Initialisation(sfli, SfliParams, role=InitRole.TREATMENT))

@@ -42,12 +42,12 @@ class RunResult:
         """Final and initial values: ``final/train/loss``, ``final/eval/rel_l2``, ``initial/rank/…``,
         ``final/rank/…`` (from the last record that has ranks), targets reached, steps done."""
         last = self.history[-1]
-        out = {f"final/{k}": v for k, v in last.items() if k.startswith(("train/loss", "eval/"))}
-        ranked = [r for r in self.history if any(k.startswith("rank/") for k in r)]
+        out = {keys.final(k): v for k, v in last.items() if k.startswith((keys.TRAIN_LOSS, keys.EVAL))}
+        ranked = [r for r in self.history if any(k.startswith(keys.RANK) for k in r)]
         if ranked:
-            out.update({f"initial/{k}": v for k, v in ranked[0].items() if k.startswith("rank/")})
-            out.update({f"final/{k}": v for k, v in ranked[-1].items() if k.startswith("rank/")})
-        out["final/step"] = last[keys.STEP]
+            out.update({keys.initial(k): v for k, v in ranked[0].items() if k.startswith(keys.RANK)})
+            out.update({keys.final(k): v for k, v in ranked[-1].items() if k.startswith(keys.RANK)})
+        out[keys.FINAL_STEP] = last[keys.STEP]
         out[keys.TIME_TRAIN] = last[keys.TIME_TRAIN]
         out.update(self.targets)
         return out
@@ -55,12 +55,12 @@ class RunResult:
     def describe(self, headline_eps: float) -> str:
         """Human-readable summary: status, final loss and error, ε-rank per layer at start and end, targets."""
         s = self.summary()
-        lines = [f"status {self.status}   steps {int(s['final/step'])}   train time {s[keys.TIME_TRAIN]:.1f} s",
-                 f"final {keys.TRAIN_LOSS} {s.get('final/' + keys.TRAIN_LOSS, math.nan):.3e}   "
-                 f"{keys.EVAL_REL_L2} {s.get('final/' + keys.EVAL_REL_L2, math.nan):.3e}"]
+        lines = [f"status {self.status}   steps {int(s[keys.FINAL_STEP])}   train time {s[keys.TIME_TRAIN]:.1f} s",
+                 f"final {keys.TRAIN_LOSS} {s.get(keys.final(keys.TRAIN_LOSS), math.nan):.3e}   "
+                 f"{keys.EVAL_REL_L2} {s.get(keys.final(keys.EVAL_REL_L2), math.nan):.3e}"]
         for eps in self.eps:
-            first = [s.get(f"initial/{keys.rank_key(eps, l)}") for l in range(1, self.n_layers + 1)]
-            last = [s.get(f"final/{keys.rank_key(eps, l)}") for l in range(1, self.n_layers + 1)]
+            first = [s.get(keys.initial(keys.rank_key(eps, l))) for l in range(1, self.n_layers + 1)]
+            last = [s.get(keys.final(keys.rank_key(eps, l))) for l in range(1, self.n_layers + 1)]
             mark = "  (headline)" if eps == headline_eps else ""
             lines.append(f"ε-rank ε={keys.fmt_num(eps)} per layer: initial {_ints(first)} → final {_ints(last)}{mark}")
         for tau in self.thresholds:

@@ -5,13 +5,13 @@ save and restore its full state so that a resumed run continues bit for bit.
 Logging convention: the record at step s describes the parameters θ_s after s updates (loss terms of the
 training batch, error on the evaluation grid, ε-ranks on the evaluation set). Steps 0, every ``log_every``
 and the last step are logged. ``time/train_s`` counts only the training steps (what seconds-to-target
-measures); ``time/wall_s`` includes the logging evaluations.
+measures); ``time/wall_s`` adds the run's logging evaluations. The loop itself is sfli_core.loop's, shared
+with packed runs; this module gives it one run's state and its step.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,11 +24,12 @@ from .condensation import input_weights, layer_counts
 from .config import RunConfig
 from .geometry import Box
 from .init import apply_init
+from .loop import run_loop
 from .models import build_model, condensation_layers
 from .optim import learning_rate, make_optimizer
 from .provenance import resolve_device, run_metadata
 from .rank import eps_rank, layer_spectra
-from .record import Status
+from .record import SPECTRA_FINAL, SPECTRA_INITIAL, Status
 from .result import RunResult, TargetTracker
 from .tasks import build_task
 
@@ -72,6 +73,10 @@ class Trainer:
         self.metadata["hidden_layers"] = str(self.n_layers)
 
     # ----------------------------------------------------------------------------------------------------
+    def resample(self) -> None:
+        """Draw a new training batch from this run's generator."""
+        self.batch = self._sample()
+
     def _sample(self) -> dict[str, torch.Tensor]:
         batch = self.task.sample(self.n_train, self.generator, self.dtype)
         return {k: v.to(self.device) for k, v in batch.items()}
@@ -133,50 +138,45 @@ class Trainer:
             self.weights[self.step] = input_weights(condensation_layers(self.model)[0][0]).tolist()
         return record, spectra
 
+    def lr_at(self, s: int) -> float:
+        """The learning rate of step ``s``: the schedule's, then ``lbfgs_lr`` in the L-BFGS phase."""
+        cfg = self.cfg.train
+        return cfg.lbfgs_lr if s >= cfg.steps and cfg.lbfgs_steps else learning_rate(cfg, s)
+
+    def ranks_at(self, s: int) -> bool:
+        """Whether the logging step ``s`` measures ε-ranks: every ``rank.every``-th multiple of ``log_every``
+        (a function of the step, so a restored run keeps the cadence of an uninterrupted one) and the last."""
+        cfg = self.cfg.train
+        return self.cfg.rank.enabled and ((s // cfg.log_every) % self.cfg.rank.every == 0 or s == cfg.total_steps)
+
+    def step_terms(self, s: int, lr: float) -> dict[str, torch.Tensor]:
+        """Step ``s`` of this run alone: an optimiser step, an L-BFGS iteration, or (s = total) the loss only."""
+        cfg = self.cfg.train
+        if s < cfg.steps:
+            return self.train_step(self.params, self.opt_state, self.batch, lr)
+        if s < cfg.total_steps:
+            return self.lbfgs_step()
+        terms = {k: v.detach() for k, v in self.task.loss_terms(self.field(self.params), self.batch).items()}
+        terms["loss"] = sum(terms.values())
+        return terms
+
     def run(self, until: int | None = None) -> RunResult:
         """Train from the current step up to ``train.steps`` optimiser steps and then ``train.lbfgs_steps`` L-BFGS
-        iterations (or stop after step ``until``, for tests)."""
-        cfg = self.cfg.train
-        total = cfg.total_steps
-        wall_start = time.perf_counter() - self.wall_offset
-        last = total if until is None else min(until, total)
-        while self.step <= last and self.status == Status.FINISHED:
-            s = self.step
-            is_log = s % cfg.log_every == 0 or s == total
-            if is_log:
-                # ε-rank on every `rank.every`-th multiple of log_every (a function of the step, so a restored
-                # run keeps the cadence of an uninterrupted one) and always on the last step
-                with_rank = self.cfg.rank.enabled and (
-                    (s // cfg.log_every) % self.cfg.rank.every == 0 or s == total)
-                evaluation, spectra = self.evaluate(with_rank)
-            if s > 0 and cfg.resample_every and s % cfg.resample_every == 0:
-                self.batch = self._sample()
-            lr = cfg.lbfgs_lr if s >= cfg.steps and cfg.lbfgs_steps else learning_rate(cfg, s)
-            t0 = time.perf_counter()
-            if s < cfg.steps:
-                terms = self.train_step(self.params, self.opt_state, self.batch, lr)
-            elif s < total:
-                terms = self.lbfgs_step()
-            else:
-                terms = {k: v.detach() for k, v in self.task.loss_terms(self.field(self.params), self.batch).items()}
-                terms["loss"] = sum(terms.values())
-            if is_log and self.device.type == "cuda":
-                torch.cuda.synchronize(self.device)  # queued steps land in this interval: the total is exact
-            self.train_seconds += time.perf_counter() - t0
-            self.step = s + 1
-            if is_log:
-                self._record(s, terms, evaluation, spectra, lr, time.perf_counter() - wall_start)
-        self.wall_offset = time.perf_counter() - wall_start
+        iterations (or stop after step ``until``, for tests): the loop of sfli_core.loop with this run's step."""
+        run_loop([self], SoloStep(self), self.step, until)
         return self.result()
 
-    def _record(self, s: int, terms, evaluation, spectra, lr: float, wall: float) -> None:
+    def record(self, s: int, terms: dict[str, torch.Tensor], evaluation: dict[str, float],
+               spectra: list[torch.Tensor], lr: float, wall: float) -> None:
+        """Append the record of step ``s`` (loss terms at θ_s, its evaluation, lr, times); a non-finite loss
+        marks the run diverged; targets reached are noted; the callback sees the record."""
         record = {keys.STEP: s, keys.TRAIN_LOSS: float(terms.pop("loss"))}
         record.update({keys.loss_term(k): float(v) for k, v in terms.items()})
         record.update(evaluation)
         record.update({keys.TRAIN_LR: lr, keys.TIME_TRAIN: self.train_seconds, keys.TIME_WALL: wall})
         if spectra:
-            self.spectra.setdefault("initial", [lam.tolist() for lam in spectra])
-            self.spectra["final"] = [lam.tolist() for lam in spectra]
+            self.spectra.setdefault(SPECTRA_INITIAL, [lam.tolist() for lam in spectra])
+            self.spectra[SPECTRA_FINAL] = [lam.tolist() for lam in spectra]
         if not math.isfinite(record[keys.TRAIN_LOSS]):
             self.status = Status.DIVERGED
         else:
@@ -234,3 +234,25 @@ class Trainer:
 
     def restore(self, path: str | Path) -> None:
         self.load_state_dict(torch.load(path, map_location=self.device, weights_only=False))
+
+
+class SoloStep:
+    """The step function of one run (sfli_core.loop): its own module's tensors, optimiser and L-BFGS."""
+
+    def __init__(self, trainer: Trainer):
+        self.trainer = trainer
+
+    def stack(self, live: list[Trainer]) -> None:
+        """Nothing to stack: the run steps its module's own tensors."""
+
+    def sync(self) -> None:
+        """Nothing to sync: the module holds the current parameters."""
+
+    def batch_changed(self) -> None:
+        """The run reads its batch afresh at every step."""
+
+    def __call__(self, step: int, lrs: list[float]) -> dict[str, torch.Tensor]:
+        return self.trainer.step_terms(step, lrs[0])
+
+    def member_terms(self, terms: dict[str, torch.Tensor], i: int) -> dict[str, torch.Tensor]:
+        return terms

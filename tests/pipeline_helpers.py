@@ -78,14 +78,14 @@ def study_in_thread(**kwargs) -> tuple[threading.Thread, dict]:
 def trial_runs(uri: str, study: str, phase: str | None = None) -> list:
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name(study)
-    query = "tags.role = 'trial'" + (f" and tags.phase = '{phase}'" if phase else "")
+    query = "tags.run_type = 'trial'" + (f" and tags.phase = '{phase}'" if phase else "")
     return client.search_runs([exp.experiment_id], filter_string=query, max_results=1000)
 
 
 def parent_runs(uri: str, study: str) -> dict:
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name(study)
-    runs = client.search_runs([exp.experiment_id], filter_string="tags.role = 'parent'")
+    runs = client.search_runs([exp.experiment_id], filter_string="tags.run_type = 'parent'")
     return {r.data.tags["phase"]: r for r in runs}
 
 

@@ -11,7 +11,7 @@ from pipelines.phases import choose
 
 def _trial(number: int, objective: float, scale: float) -> tuple[dict, dict]:
     return ({"objective": objective, "experiment_tag": f"{number}_init.scale={scale}"},
-            {"arm": "sfli", "variant": 0, "init.scale": scale})
+            {"arm": "sfli", "point": 0, "init.scale": scale})
 
 
 TRIALS = [_trial(0, 200.0, 0.7), _trial(1, 180.0, 1.3), _trial(2, 250.0, 0.2), _trial(3, 180.0, 0.9),
@@ -28,7 +28,7 @@ def test_the_lowest_objective_wins_over_trial_order():
 
 
 def test_without_trial_numbers_the_knobs_break_ties():
-    untagged = [({"objective": 1.0}, {"arm": "a", "variant": 0, "train.lr": lr}) for lr in (0.01, 0.001, 0.1)]
+    untagged = [({"objective": 1.0}, {"arm": "a", "point": 0, "train.lr": lr}) for lr in (0.01, 0.001, 0.1)]
     assert {str(choose(list(order))) for order in itertools.permutations(untagged)} == {str({"train.lr": 0.001})}
 
 

@@ -17,34 +17,36 @@ from analysis.report import build_report
 from pipelines.reporting import report
 
 STEPS = [0, 100, 200, 300, 400]
+PARAMS = {"train.steps": 400, "model.depth": 2, "meta.hidden_layers": 2, "model.width": 32, "model.activation": "tanh",
+          "rank.headline": 0.001, "targets.metric": "train/loss", "targets.thresholds": json.dumps([0.01, 0.001])}
 
 
-def make_store(tmp_path) -> tuple[str, str]:
+def make_store(tmp_path, treated: tuple[str, str, str] = ("sfli", "sfli", "treatment"),
+               based: tuple[str, str, str] = ("xavier", "xavier_normal", "baseline")) -> tuple[str, str]:
+    """A finished study 'toy': arms ``based`` and ``treated`` (arm, initialisation, its recorded role), 4 seeds
+    each, and a search of the treated arm."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(uri)
     exp = client.create_experiment("toy", artifact_location=(tmp_path / "artifacts").as_uri())
-    parent = client.create_run(exp, tags={"study": "toy", "phase": "evaluate", "role": "parent",
+    parent = client.create_run(exp, tags={"study": "toy", "phase": "evaluate", "run_type": "parent",
                                           "execution": "1", "status": "finished"}).info.run_id
-    # xavier reaches 1e-2 at step 400 (seeds 0-2) and never on seed 3; sfli always at 100: speed-up 4, and a
-    # lower bound of 400/100 = 4 for the censored seed
-    for arm, init, role, reach, rank, err in (("xavier", "xavier_normal", "baseline", 400, 1, 0.3),
-                                              ("sfli", "sfli", "treatment", 100, 30, 0.03)):
+    # the baseline reaches 1e-2 at step 400 (seeds 0-2) and never on seed 3; the treatment always at 100:
+    # speed-up 4, and a lower bound of 400/100 = 4 for the censored seed
+    for (arm, init, role), reach, rank, err in ((based, 400, 1, 0.3), (treated, 100, 30, 0.03)):
         for seed in range(4):
             tags = {"study": "toy", "phase": "evaluate", "arm": arm, "variant": "base", "task": "fit1d_multiscale",
-                    "arch": "mlp", "init": init, "comparison": role, "status": "finished", "role": "trial",
+                    "arch": "mlp", "init": init, "init_role": role, "status": "finished", "run_type": "trial",
                     "execution": "1", "mlflow.parentRunId": parent}
             run_id = client.create_run(exp, tags=tags).info.run_id
-            params = {"seed": seed, "train.steps": 400, "model.depth": 2, "meta.hidden_layers": 2, "model.width": 32,
-                      "model.activation": "tanh", "rank.headline": 0.001, "targets.metric": "train/loss",
-                      "targets.thresholds": json.dumps([0.01, 0.001])}
-            if arm == "sfli":
+            params = {"seed": seed, **PARAMS}
+            if arm == treated[0]:
                 params["search.init.scale"] = 1.9  # the value its search chose
             metrics = [Metric("final/eval/rel_l2", err * (1 + 0.1 * seed), 0, 400), Metric("time/train_s", 4.0, 0, 400),
                        Metric("initial/rank/eps1e-3/layer1", rank, 0, 0),
                        Metric("initial/rank/eps1e-3/layer2", rank, 0, 0),
                        Metric("final/rank/eps1e-3/layer1", rank + 1, 0, 400),
                        Metric("final/rank/eps1e-3/layer2", rank + 2, 0, 400)]
-            if arm == "sfli" or seed < 3:
+            if arm == treated[0] or seed < 3:
                 metrics += [Metric("target/steps_to_1e-2", reach, 0, 400),
                             Metric("target/seconds_to_1e-2", reach / 100, 0, 400)]
             for s in STEPS:
@@ -57,20 +59,22 @@ def make_store(tmp_path) -> tuple[str, str]:
                                            "final": [[1.0] * rank, [0.5] * (rank + 2)]}))
             client.log_artifact(run_id, str(spectra))
             client.set_terminated(run_id)
-    _search(client, exp)
+    _search(client, exp, treated[0])
     return uri, parent
 
 
-def _search(client: MlflowClient, exp: str) -> None:
-    """SFLI's search: three trials (one pruned by successive halving at step 100), and its choice flagged at
-    the upper edge of its range."""
-    parent = client.create_run(exp, tags={"study": "toy", "phase": "search", "role": "parent", "execution": "1",
-                                          "status": "finished", "edge/sfli/init.scale": EDGE}).info.run_id
+def _search(client: MlflowClient, exp: str, arm: str) -> None:
+    """The treated arm's search: three trials (one pruned by successive halving at step 100), and its choice
+    flagged at the upper edge of its range."""
+    parent = client.create_run(exp, tags={"study": "toy", "phase": "search", "run_type": "parent",
+                                          "execution": "1", "status": "finished",
+                                          f"edge/{arm}/init.scale": EDGE}).info.run_id
     for scale, status, steps in ((1.9, "finished", 400), (0.7, "finished", 400), (1.2, "stopped", 100)):
-        tags = {"study": "toy", "phase": "search", "arm": "sfli", "variant": "base", "status": status,
-                "role": "trial", "execution": "1", "mlflow.parentRunId": parent}
+        tags = {"study": "toy", "phase": "search", "arm": arm, "variant": "base", "status": status,
+                "run_type": "trial", "execution": "1", "mlflow.parentRunId": parent}
         run_id = client.create_run(exp, tags=tags).info.run_id
-        client.log_batch(run_id, params=[Param("search.init.scale", str(scale))],
+        params = {"seed": 1000, **PARAMS, "search.init.scale": scale}
+        client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()],
                          metrics=[Metric("train/loss", 1.0 / (1 + s), 0, s) for s in range(0, steps + 1, 100)]
                          + [Metric("time/train_s", steps / 100, 0, steps)])
 
@@ -230,11 +234,11 @@ def test_resume_records_the_final_report_a_killed_driver_never_did(tmp_path, cap
     """A driver killed during its closing report leaves a finished execution without one: `sfli resume` makes
     it, once."""
     from pipelines.cli import main
-    from pipelines.state import FINISHED, StudyState
+    from pipelines.state import StudyState, StudyStatus
 
     uri, parent = make_store(tmp_path)
     StudyState(name="toy", study={"name": "toy"}, tracking_uri=uri, storage=str(tmp_path / "ray"), address=None,
-               experiment_id="1", status=FINISHED).save(tmp_path)
+               experiment_id="1", status=StudyStatus.FINISHED).save(tmp_path)
     assert main(["resume", "toy", "--runs-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "but its report, which was never recorded" in out and "report/v1" in out, out

@@ -31,7 +31,7 @@ def test_example_study_end_to_end_through_the_cli(tmp_path, monkeypatch, capsys,
     assert set(tags) == {(arm, s) for arm in ("lecun", "xavier", "sfli") for s in ("0", "1")}
     for (arm, _), t in tags.items():
         assert t["status"] == "finished" and t["task"] == "poisson3d_a2_c5e-1" and t["arch"] == ARCH
-        assert t["comparison"] == ("treatment" if arm == "sfli" else "baseline")
+        assert t["init_role"] == ("treatment" if arm == "sfli" else "baseline")
     lecun = next(r for r in evaluate if r.data.tags["arm"] == "lecun")
     assert lecun.data.params["init.name"] == LECUN and lecun.data.params["init.params.bias_std"] == "0.0"
     assert {"initial/rank/eps1e-3/layer2", "final/eval/rel_l2", "condensation/layer2/orientations"} <= set(

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from analysis.claims import Verdict
 from pipelines.cli import main
 from pipelines.runner import start_study
 from tests.pipeline_helpers import ROOT
@@ -20,7 +21,7 @@ def test_results_page_is_regenerated_from_recorded_studies(tmp_path, capsys, loc
     rows = [line for line in claims.splitlines() if line.startswith("| ") and "verdict" not in line]
     assert len(rows) == 13
     verdicts = {line.split(" | ")[2] for line in rows}
-    assert verdicts <= {"reproduced", "partly", "not reproduced", "not testable here", "not tested here"}
+    assert verdicts <= set(Verdict)
     condensed = next(line for line in rows if "2p orientations" in line)
     assert "in the initial stage" in condensed and "not tested here" not in condensed
     row = next(line for line in text.splitlines() if line.startswith("| sfli run studies/condensation.yaml |"))
@@ -28,5 +29,7 @@ def test_results_page_is_regenerated_from_recorded_studies(tmp_path, capsys, loc
     assert "Seeds above 2p under other clustering conventions" in text
     for link in (line[line.index("](") + 2:-1] for line in text.splitlines() if line.startswith("![")):
         assert (page.parent / link).exists(), link
+    assert f"from the runs recorded in `{runs}/mlflow.db`" in text  # the store as the user named it …
+    assert "/work/" not in text.replace(runs, "") and "/tmp/" not in text.replace(runs, "")  # … and no other path
     assert main(command) == 0
     assert page.read_text() == text  # the same runs give the same page
