@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from ray import tune
-from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler
 
 from sfli_core import record
 from sfli_core.record import Phase
 
 from .audit import AuditedSearch, searcher
+from .progress import Progress
 from .study import Cell, Study
 from .tracking import Tracker
 from .trial import TrialContext, run_trial
@@ -37,31 +37,6 @@ def search_space(study: Study, cell: Cell) -> dict[str, Any]:
         else:
             space[path] = tune.choice(d.values)
     return space
-
-
-class Progress(tune.Callback):
-    """One line a person can follow: trials done / running / pending, best objective, elapsed time."""
-
-    def __init__(self, label: str, t0: float, every_s: float = 2.0):
-        self.label, self.t0, self.every_s, self.last = label, t0, every_s, 0.0
-
-    def on_step_end(self, iteration: int, trials: list[Trial], **info) -> None:
-        if time.time() - self.last >= self.every_s:
-            self.show(trials)
-
-    def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info) -> None:
-        self.show(trials)
-
-    def show(self, trials: list[Trial]) -> None:
-        self.last = time.time()
-        states = [t.status for t in trials]
-        ended = [t for t in trials if t.status == Trial.TERMINATED]
-        finals = [t.last_result.get(record.OBJECTIVE) for t in ended if t.last_result.get(record.OBJECTIVE_FINAL)]
-        pruned = f" (pruned {len(ended) - len(finals)})" if len(ended) > len(finals) else ""
-        best = f"{min(finals):.4g}" if finals else "-"
-        print(f"[{self.label}] done {len(ended)}{pruned}  running {states.count(Trial.RUNNING)}  "
-              f"pending {states.count(Trial.PENDING)}  errored {states.count(Trial.ERROR)}  best objective {best}  "
-              f"elapsed {time.time() - self.t0:.0f} s", flush=True)
 
 
 def damaged_tune_state(path: Path) -> str | None:
@@ -133,8 +108,9 @@ def _tuner(state, study: Study, phase: Phase, cell: Cell | None, trainable, pack
     """The phase's Tuner: restored from its saved state (a damaged one set aside first), else a new search
     (Optuna through Tune, successive halving when enabled) or a new grid of the evaluation's packs; and the
     context to fit it in (a restored search re-pointed at a moved runs folder)."""
+    expected = study.search.trials if phase == Phase.SEARCH else len(packing)
     run_config = tune.RunConfig(
-        name=name, storage_path=state.storage, verbose=0, callbacks=[Progress(label, t0)],
+        name=name, storage_path=state.storage, verbose=0, callbacks=[Progress(label, t0, expected)],
         failure_config=tune.FailureConfig(max_failures=study.retries),
         # num_to_keep would force an experiment-state snapshot every few checkpoints (a bottleneck at ~1 s
         # per trial in the overhead benchmark); trial checkpoints are small, so all are kept.

@@ -123,13 +123,13 @@ def results(doc: str, runs: str | None = None, uri: str | None = None, studies_d
     from analysis.results import build_results
 
     quiet()
+    chosen = load_catalogue(SHIPPED, list(TESTS))
+    if catalogue:
+        chosen = chosen.extended(load_catalogue(catalogue, list(TESTS)))
     folder = runs_dir(runs)
     given, uri = uri, tracking_uri(uri, folder)
     check_store(uri)
     page = Path(doc)
-    chosen = load_catalogue(SHIPPED, list(TESTS))
-    if catalogue:
-        chosen = chosen.extended(load_catalogue(catalogue, list(TESTS)))
     try:
         build_results(uri, folder / "reports", page, page.parent / "figures", Path(studies_dir), chosen,
                       store_label(given, runs))

@@ -62,3 +62,16 @@ def test_a_users_treatment_is_treated_as_one_on_the_results_page(lecun_as_treatm
     assert "| fit1d_multiscale mlp | 0.01 | xavier vs mine | 3/4 4/4 | 4×" in text  # the study's speed-up table
     assert "from the runs recorded in `runs/mlflow.db`" in text
     assert str(tmp_path) not in text and "/work/" not in text and "/tmp/" not in text
+
+
+def test_a_catalogue_with_a_mistake_is_refused_naming_the_field(tmp_path, capsys):
+    from pipelines.cli import main
+
+    bad = tmp_path / "claims.yaml"
+    bad.write_text("claims:\n  - {claim: c, source: s, test: speeed}\n")
+    assert main(["results", "--catalogue", str(bad), "--runs-dir", str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err
+    assert "claims.0.test: unknown test 'speeed'; valid: initial_rank, speed, accuracy" in err
+    bad.write_text("claim:\n  - {claim: c, source: s, test: speed}\n")
+    assert main(["results", "--catalogue", str(bad), "--runs-dir", str(tmp_path / "none")]) == 2
+    assert "claim" in capsys.readouterr().err and not (tmp_path / "none").exists()  # nothing created

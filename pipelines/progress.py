@@ -1,0 +1,98 @@
+"""A phase's progress for the person who started the study: trials done / running / pending (pruned and errored
+apart), runs done per arm, the best objective so far, elapsed time and an estimate of the time left.
+
+On a terminal it is one tqdm bar per phase, updated in place; otherwise (a log file, a pipe, CI) a line when
+the phase starts, at most one progress line a minute, and a line when it ends — so a log of the quick start
+holds a handful of lines, not one every two seconds.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter
+
+from ray import tune
+from ray.tune.experiment import Trial
+from tqdm import tqdm
+
+from sfli_core import record
+
+LOG_EVERY_S = 60.0  # a progress line at most this often when the output is not a terminal
+BAR_EVERY_S = 0.5
+
+
+class Progress(tune.Callback):
+    """Tune callback of one phase (``label``: 'search sfli', 'evaluate'), ``expected`` trials; ``t0``: when the
+    study started (the elapsed time shown is the study's)."""
+
+    def __init__(self, label: str, t0: float, expected: int, terminal: bool | None = None):
+        self.label, self.t0, self.expected = label, t0, expected
+        self.terminal = sys.stdout.isatty() if terminal is None else terminal
+        self.started = time.time()
+        self.last = 0.0
+        self.bar: tqdm | None = None
+
+    def setup(self, **info) -> None:
+        self.last = time.time()  # the first progress line of a log comes a minute in
+        if self.terminal:
+            self.bar = tqdm(total=self.expected, desc=f"[{self.label}]", unit="trial", file=sys.stdout,
+                            dynamic_ncols=True, leave=True)
+        else:
+            print(f"[{self.label}] {self.expected} trials", flush=True)
+
+    def on_step_end(self, iteration: int, trials: list[Trial], **info) -> None:
+        every = BAR_EVERY_S if self.terminal else LOG_EVERY_S
+        if time.time() - self.last >= every:
+            self.show(trials)
+
+    def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info) -> None:
+        if self.terminal:
+            self.show(trials)
+
+    def on_experiment_end(self, trials: list[Trial], **info) -> None:
+        self.show(trials)
+        if self.bar is not None:
+            self.bar.close()
+
+    def show(self, trials: list[Trial]) -> None:
+        self.last = time.time()
+        done = [t for t in trials if t.status == Trial.TERMINATED]
+        if self.bar is not None:
+            self.bar.n = len(done)
+            self.bar.set_postfix_str(self.summary(trials, with_time=False), refresh=True)
+        else:
+            print(f"[{self.label}] {self.summary(trials, with_time=True)}", flush=True)
+
+    def summary(self, trials: list[Trial], with_time: bool) -> str:
+        """'done 3 (pruned 1) running 2 pending 11 errored 0 · sfli 3/8 xavier 2/8 · best 196.4', with the
+        elapsed time and the estimate of what is left when ``with_time`` (a bar shows its own)."""
+        states = Counter(t.status for t in trials)
+        done = [t for t in trials if t.status == Trial.TERMINATED]
+        finals = [t.last_result.get(record.OBJECTIVE) for t in done if t.last_result.get(record.OBJECTIVE_FINAL)]
+        pruned = f" (pruned {len(done) - len(finals)})" if len(done) > len(finals) else ""
+        text = (f"done {len(done)}{pruned}  running {states[Trial.RUNNING]}  pending "
+                f"{states[Trial.PENDING] + max(0, self.expected - len(trials))}  errored {states[Trial.ERROR]}")
+        arms = arm_counts(trials)
+        if len(arms) > 1:
+            text += "  · " + " ".join(f"{arm} {n}/{total}" for arm, (n, total) in sorted(arms.items()))
+        text += f"  · best objective {min(finals):.4g}" if finals else ""
+        if with_time:
+            elapsed = time.time() - self.started
+            left = elapsed * (self.expected - len(done)) / len(done) if done else None
+            text += f"  · elapsed {time.time() - self.t0:.0f} s" + (f", about {left:.0f} s left in this phase"
+                                                                    if left is not None and left > 0 else "")
+        return text
+
+
+def arm_counts(trials: list[Trial]) -> dict[str, tuple[int, int]]:
+    """Per arm: (runs done, runs planned) among ``trials`` — a search trial is one run of its arm, an evaluate
+    trial trains its members (arm, grid point, seed)."""
+    counts: dict[str, list[int]] = {}
+    for t in trials:
+        members = t.config.get("members") or [[t.config.get("arm", "?")]]
+        for member in members:
+            n = counts.setdefault(str(member[0]), [0, 0])
+            n[1] += 1
+            n[0] += t.status == Trial.TERMINATED
+    return {arm: (n[0], n[1]) for arm, n in counts.items()}

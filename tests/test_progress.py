@@ -1,0 +1,72 @@
+"""The study's progress display (pipelines.progress) on trial records of the kind Ray Tune passes its callbacks:
+counts, per-arm runs, the best final objective, and how often it speaks on a terminal and in a log."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ray.tune.experiment import Trial
+
+from pipelines import progress
+from pipelines.progress import Progress, arm_counts
+
+
+@dataclass
+class Seen:
+    """What the callback reads of a Tune trial: its status, config and last result."""
+    status: str
+    config: dict
+    last_result: dict = field(default_factory=dict)
+
+
+def final(objective: float) -> dict:
+    return {"objective": objective, "objective_final": 1}
+
+
+SEARCH = [Seen(Trial.TERMINATED, {"arm": "sfli"}, final(300.0)), Seen(Trial.TERMINATED, {"arm": "sfli"}, final(196.4)),
+          Seen(Trial.TERMINATED, {"arm": "sfli"}, {"objective": 50.0, "objective_final": 0}),  # pruned at a rung
+          Seen(Trial.RUNNING, {"arm": "sfli"}), Seen(Trial.PENDING, {"arm": "sfli"})]
+EVALUATE = [Seen(Trial.TERMINATED, {"members": [["xavier", 0, 0], ["sfli", 0, 0]]}),
+            Seen(Trial.RUNNING, {"members": [["xavier", 0, 1], ["sfli", 0, 1], ["sfli", 0, 2]]})]
+
+
+def test_counts_per_arm_follow_the_members_of_packed_trials():
+    assert arm_counts(EVALUATE) == {"xavier": (1, 2), "sfli": (1, 3)}
+    assert arm_counts(SEARCH) == {"sfli": (3, 5)}
+
+
+def test_summary_counts_pruned_trials_apart_and_the_best_final_objective_only():
+    text = Progress("search sfli", 0.0, expected=8, terminal=False).summary(SEARCH, with_time=False)
+    # 3 more trials not yet created count as pending; the pruned trial's running objective is not a result
+    assert text == "done 3 (pruned 1)  running 1  pending 4  errored 0  · best objective 196.4"
+    both = Progress("evaluate", 0.0, expected=2, terminal=False).summary(EVALUATE, with_time=False)
+    assert "· sfli 1/3 xavier 1/2" in both
+
+
+def test_a_log_gets_a_line_per_phase_change_and_at_most_one_a_minute(capsys, monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr(progress.time, "time", lambda: clock[0])
+    shown = Progress("search sfli", 990.0, expected=5, terminal=False)
+    shown.setup()
+    for _ in range(100):  # a step every 0.5 s for 50 s: no line
+        clock[0] += 0.5
+        shown.on_step_end(0, SEARCH)
+    clock[0] += 10.5  # a minute since the start
+    shown.on_step_end(0, SEARCH)
+    shown.on_trial_complete(0, SEARCH, SEARCH[0])  # a log says nothing per trial
+    shown.on_experiment_end(SEARCH)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "[search sfli] 5 trials"
+    assert len(lines) == 3 and all(line.startswith("[search sfli] done 3 (pruned 1)") for line in lines[1:])
+    # the study started 10 s before the phase; 3 of 5 done in 60.5 s: 2 more take about 40 s
+    assert "elapsed 70 s, about 40 s left in this phase" in lines[1]
+
+
+def test_a_terminal_gets_one_bar_redrawn_in_place(capsys):
+    bar = Progress("evaluate", 0.0, expected=2, terminal=True)
+    bar.setup()
+    bar.show(EVALUATE)
+    bar.on_experiment_end(EVALUATE)
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "\r" in out  # redrawn on one line, left on screen at the end
+    assert "[evaluate]" in out and "1/2" in out and "sfli 1/3 xavier 1/2" in out
