@@ -1,30 +1,37 @@
 """The source papers' claims judged against recorded runs: one test per kind of claim (:data:`TESTS`), each
-returning a :class:`Judgement` with the statistic it rests on; which claim a test judges on which studies,
-tasks and architectures is data (analysis/catalogue.yaml). Read-only, like the rest of :mod:`analysis`.
+returning a :class:`Judgement` with the effect and the statistic it rests on; which claim a test judges on
+which studies, tasks and architectures is data (analysis/catalogue.yaml). Read-only, like the rest of
+:mod:`analysis`.
 
-Verdicts (:class:`Verdict`): ``reproduced`` (every cell tested supports the claim at 95 %), ``partly`` (some
-cells do, or the claim holds for one construction and not another), ``not reproduced`` (no cell does, or the
-data contradict it), ``inconclusive`` (tested, and the data decide neither way at 95 %), ``not tested here``
-(no recorded study covers it). A cell "supports" a speed or accuracy claim when its 95 % interval excludes 1
-in the claimed direction and its Benjamini–Hochberg adjusted p (across the rows of that study's report) is
-below 0.05. The treatment is every arm whose initialisation's recorded role is ``treatment``
+Verdicts (:class:`Verdict`, the rule the results page states): a claim with a pooled effect
+(analysis.pooled: speed, accuracy, initial ε-rank) is *supported* when the effect is in the claimed direction
+and its p, Holm-adjusted across every such claim on the page, is below 0.05 (its 95 % interval then excludes
+no effect); *contradicted* when the same holds in the other direction; *inconclusive* otherwise; *not tested*
+when no recorded run covers it. A claim judged by a rule of its own says so in its statistic (the staircase:
+three one-sided tests, all at 0.05; depth: a 95 % binomial interval of the share of runs; condensation: a
+maximum count, which one seed above 2p contradicts). No direction is ever taken from a point estimate alone.
+The treatment is every arm whose initialisation's recorded role is ``treatment``
 (:func:`analysis.runs.treated`: SFLI, or a user's scheme registered as one), as in the speed-up tables.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
+import numpy as np
 import pandas as pd
 from scipy.stats import binomtest, mannwhitneyu, wilcoxon
+from statsmodels.stats.multitest import multipletests
 
 from sfli_core import keys
 from sfli_core.staircase import staircase_stats
 
 from .catalogue import ClaimSpec
 from .condensation import condensation_table, convention_check, with_stage
+from .pooled import Pooled, cell_effects, paired_log_ratios, pool
 from .report import curves_of
 from .runs import arms_by_role, treated
 
@@ -32,11 +39,10 @@ ALPHA = 0.05
 
 
 class Verdict(StrEnum):
-    REPRODUCED = "reproduced"
-    PARTLY = "partly"
-    NOT_REPRODUCED = "not reproduced"
+    SUPPORTED = "supported"
+    CONTRADICTED = "contradicted"
     INCONCLUSIVE = "inconclusive"
-    NOT_TESTED = "not tested here"
+    NOT_TESTED = "not tested"
 
 
 @dataclass
@@ -44,27 +50,43 @@ class Judgement:
     claim: str
     source: str
     verdict: Verdict
-    evidence: str  # where to look: a section, table or figure of docs/results.md
+    effect: str  # the pooled effect with its 95 % interval and heterogeneity ("—" for a rule of its own)
     statistic: str  # the numbers the verdict rests on
+    seeds_needed: str  # inconclusive: evaluation seeds per cell that would decide it, and the --set line
+    evidence: str  # where to look: a section, table or figure of docs/results.md
     budget: str
+    p: float = math.nan  # the pooled effect's p (adjusted across the page by judge()); NaN for own rules
+    direction: int = 0  # the sign of the pooled effect: +1 the claimed direction
+
+
+def _from_pooled(spec: ClaimSpec, pooled: Pooled | None, what: str, evidence: str, budget: str) -> Judgement:
+    """A judgement from a pooled effect; the verdict is set by :func:`judge` once p is adjusted."""
+    if pooled is None:
+        return _untested(spec, f"no cell with two or more seed pairs ({what})")
+    heterogeneity = (f"; τ² = {pooled.tau2:.2g}, I² = {pooled.i2:.0%}" if pooled.cells > 1 else "")
+    effect = f"{pooled.ratio} over {pooled.cells} cells, {pooled.pairs} pairs{heterogeneity}"
+    statistic = (f"{what}: pooled log ratio {pooled.effect:+.3f} (random effects, t on {max(pooled.cells - 1, 1)} "
+                 f"df{'; cells sharing a baseline arm counted as independent' if pooled.cells > 1 else ''}), "
+                 f"p = {pooled.p:.2g}")
+    needed = pooled.seeds_needed()
+    seeds = (f"{needed}: --set evaluate.seeds=[{', '.join(str(s) for s in range(needed))}]" if needed and needed <= 64
+             else f"{needed}" if needed else "—")
+    return Judgement(spec.claim, spec.source, Verdict.INCONCLUSIVE, effect, statistic, seeds, evidence, budget,
+                     p=pooled.p, direction=int(math.copysign(1, pooled.effect)) if pooled.effect else 0)
 
 
 @dataclass
 class Evidence:
-    """What the tests read: the evaluation runs and the speed-up rows of the page's studies, and the store."""
+    """What the tests read: the evaluation runs of the page's studies, and the store."""
     uri: str
     runs: pd.DataFrame
-    speed: pd.DataFrame
 
     def runs_for(self, spec: ClaimSpec) -> pd.DataFrame:
         return _select(self.runs, spec)
 
-    def speed_for(self, spec: ClaimSpec) -> pd.DataFrame:
-        return _select(self.speed, spec)
-
 
 def _select(table: pd.DataFrame, spec: ClaimSpec) -> pd.DataFrame:
-    """The rows of ``table`` (runs or speed-up rows) in the claim's studies, tasks and architectures."""
+    """The runs of ``table`` in the claim's studies, tasks and architectures."""
     if table.empty:
         return table
     keep = pd.Series(True, index=table.index)
@@ -75,7 +97,7 @@ def _select(table: pd.DataFrame, spec: ClaimSpec) -> pd.DataFrame:
 
 
 def _untested(spec: ClaimSpec, why: str) -> Judgement:
-    return Judgement(spec.claim, spec.source, Verdict.NOT_TESTED, "—", why, "—")
+    return Judgement(spec.claim, spec.source, Verdict.NOT_TESTED, "—", why, "—", "—", "—")
 
 
 def paired_initial_ranks(runs: pd.DataFrame) -> pd.DataFrame:
@@ -96,110 +118,44 @@ def paired_initial_ranks(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def initial_rank(runs: pd.DataFrame, spec: ClaimSpec) -> Judgement:
+    """The last hidden layer's initial ε-rank (headline ε), treatment over baseline: the paired log ratio
+    log((r_t + 1)/(r_b + 1)) per cell, pooled (a rank of 0 stays finite)."""
     pairs = paired_initial_ranks(runs).dropna() if not runs.empty else pd.DataFrame()
     if pairs.empty:
         return _untested(spec, "no paired runs")
-    higher = int((pairs["treat"] > pairs["base"]).sum())
-    n = len(pairs)
-    cells = pairs.groupby(["study", "variant", "baseline", "treatment"])
-    every = int(cells.apply(lambda c: bool((c["treat"] > c["base"]).all())).sum())
-    test = binomtest(higher, n, 0.5, alternative="greater")
-    verdict = (Verdict.REPRODUCED if every == cells.ngroups else Verdict.PARTLY if higher
-               else Verdict.NOT_REPRODUCED)
-    statistic = (f"treatment higher in {higher} of {n} seed pairs; in every pair of {every} of {cells.ngroups} "
-                 f"cells; median {pairs['treat'].median():g} vs {pairs['base'].median():g}; sign test p = "
-                 f"{test.pvalue:.1e}")
-    return Judgement(spec.claim, spec.source, verdict, "§ per study, column initial_rank; layerwise tables",
-                     statistic, "at initialisation (step 0)")
+    pairs = pairs.assign(d=np.log((pairs["treat"] + 1) / (pairs["base"] + 1)))
+    pooled = pool(cell_effects(pairs.assign(task=pairs["task"], arch=pairs["arch"])))
+    return _from_pooled(spec, pooled, f"median initial rank {pairs['treat'].median():g} (treatment) vs "
+                        f"{pairs['base'].median():g} (baseline)", "§ per study, column initial_rank; layerwise "
+                        "tables", "at initialisation (step 0)")
 
 
-def _direction(row) -> float:
-    """> 1 when SFLI is the faster arm, < 1 when the baseline is: the end of the speed-up interval beyond 1 when
-    the interval excludes 1, else the ERT ratio (∞ when only SFLI reached τ; the medians' interval is often
-    [0, ∞] when few runs reached τ)."""
-    low, high = row["speedup_low"], row["speedup_high"]
-    if low > 1:
-        return low
-    if high < 1:
-        return high
-    return row.get("ert_ratio", float("nan"))
+def _budget(runs: pd.DataFrame) -> str:
+    steps = sorted({int(b) for b in runs["budget"]})
+    seeds = sorted({int(n) for n in runs.groupby(["study", "variant", "arm"])["seed"].nunique()})
+    return f"{'/'.join(map(str, steps))} steps, {'/'.join(map(str, seeds))} seeds per arm and cell"
 
 
-def _faster(row) -> bool:
-    return bool(_direction(row) > 1 and row["logrank_p_adj"] < ALPHA)
-
-
-def _slower(row) -> bool:
-    return bool(_direction(row) < 1 and row["logrank_p_adj"] < ALPHA)
-
-
-def _more_accurate(row) -> bool:
-    return bool(row["error_ratio_low"] > 1 and row["signed_rank_p_adj"] < ALPHA)
-
-
-def _less_accurate(row) -> bool:
-    return bool(row["error_ratio_high"] < 1 and row["signed_rank_p_adj"] < ALPHA)
-
-
-def _budget(rows: pd.DataFrame) -> str:
-    steps = sorted({int(b) for b in rows["budget"]})
-    pairs = sorted({int(p) for p in rows["pairs"]})
-    return f"{'/'.join(map(str, steps))} steps, {'/'.join(map(str, pairs))} seed pairs per cell"
-
-
-def _grade(good: int, total: int) -> Verdict:
-    if total == 0:
-        return Verdict.NOT_TESTED
-    if good == total:
-        return Verdict.REPRODUCED
-    if good == 0:
-        return Verdict.NOT_REPRODUCED
-    return Verdict.PARTLY
-
-
-def _where(rows: pd.DataFrame, test) -> str:
-    """The comparisons that pass ``test``, as 'task arch: treatment vs baseline' (which construction and which
-    baseline a result holds for)."""
-    hits = rows[rows.apply(test, axis=1)]
-    return ", ".join(sorted({f"{r['task']} {r['arch']}: {r['treatment']} vs {r['baseline']}"
-                             for _, r in hits.iterrows()})) or "none"
-
-
-def _tables(rows: pd.DataFrame) -> str:
-    return f"speed-up tables of {', '.join(sorted(rows['study'].unique()))}"
-
-
-def speed(rows: pd.DataFrame, spec: ClaimSpec) -> Judgement:
-    """Steps to each grid point's first (easiest) target, every treatment against every baseline; a comparison
-    where neither arm reached it carries no information about speed and is left out (and counted)."""
-    if rows.empty:
+def _paired(runs: pd.DataFrame, spec: ClaimSpec, measure: str, what: str) -> Judgement:
+    if runs.empty:
         return _untested(spec, "no recorded cell")
-    rows = rows[rows["tau"] == rows.groupby(["study", "variant"])["tau"].transform("max")]
-    silent = rows[(rows["reached_base"] + rows["reached_treat"]) == 0]
-    rows = rows.drop(silent.index)
-    if rows.empty:
-        return Judgement(spec.claim, spec.source, Verdict.NOT_TESTED, _tables(silent),
-                         f"no arm reached the target in any of {len(silent)} comparisons", _budget(silent))
-    good, bad = int(rows.apply(_faster, axis=1).sum()), int(rows.apply(_slower, axis=1).sum())
-    statistic = (f"faster (log-rank p_adj < 0.05, speed-up interval or ERT ratio > 1) in {good} of {len(rows)} "
-                 f"comparisons ({_where(rows, _faster)}); slower in {bad} ({_where(rows, _slower)}); "
-                 f"speed-ups {', '.join(sorted(set(rows['speedup_statement'].astype(str))))}"
-                 + (f"; {len(silent)} more where neither arm reached τ (no information)" if len(silent) else ""))
-    return Judgement(spec.claim, spec.source, _grade(good, len(rows)), _tables(rows), statistic, _budget(rows))
+    pairs = paired_log_ratios(runs, measure)
+    if pairs.empty:
+        return _untested(spec, "no paired treatment and baseline runs")
+    cells = cell_effects(pairs)
+    studies = ", ".join(sorted(cells["study"].unique()))
+    return _from_pooled(spec, pool(cells), what, f"speed-up tables of {studies}", _budget(runs))
 
 
-def accuracy(rows: pd.DataFrame, spec: ClaimSpec) -> Judgement:
-    """Final relative L2 error, every treatment against every baseline (one row per pair of arms and grid
-    point)."""
-    if rows.empty:
-        return _untested(spec, "no recorded cell")
-    rows = rows.drop_duplicates(["study", "variant", "baseline", "treatment"])
-    good, bad = int(rows.apply(_more_accurate, axis=1).sum()), int(rows.apply(_less_accurate, axis=1).sum())
-    ratios = rows["error_ratio"]
-    statistic = (f"lower final error at 95 % (bootstrap interval > 1, signed-rank p_adj < 0.05) in {good} of "
-                 f"{len(rows)} comparisons ({_where(rows, _more_accurate)}); higher in {bad} "
-                 f"({_where(rows, _less_accurate)}); error ratios {ratios.min():.3g}–{ratios.max():.3g}")
-    return Judgement(spec.claim, spec.source, _grade(good, len(rows)), _tables(rows), statistic, _budget(rows))
+def speed(runs: pd.DataFrame, spec: ClaimSpec) -> Judgement:
+    """Restricted steps to each cell's first target, baseline over treatment (analysis.pooled), pooled."""
+    return _paired(runs, spec, "speed", "steps to the first target within the budget (a run that never got "
+                   "there counts the budget), baseline over treatment")
+
+
+def accuracy(runs: pd.DataFrame, spec: ClaimSpec) -> Judgement:
+    """Final relative L2 error, baseline over treatment, pooled."""
+    return _paired(runs, spec, "accuracy", "final relative L2 error, baseline over treatment")
 
 
 def per_run_staircase(curves: dict[str, list[pd.DataFrame]]) -> pd.DataFrame:
@@ -228,13 +184,14 @@ def staircase(stats: pd.DataFrame, treatments: list[str], budget: int, spec: Cla
     p_steps = mannwhitneyu(treat["rank_steps"], base["rank_steps"], alternative="less").pvalue
     p_plat = mannwhitneyu(treat["plateaus"], base["plateaus"], alternative="less").pvalue
     ok = [p_rho < ALPHA, p_steps < ALPHA, p_plat < ALPHA]
-    verdict = Verdict.REPRODUCED if all(ok) else (Verdict.PARTLY if any(ok) else Verdict.NOT_REPRODUCED)
-    statistic = (f"baselines ({len(base)} runs): Spearman(−Δlog L, Δ rank) median {rho.median():.2f}, > 0 with "
+    verdict = Verdict.SUPPORTED if all(ok) else Verdict.INCONCLUSIVE
+    statistic = (f"supported when all three one-sided tests are below 0.05: baselines ({len(base)} runs): "
+                 f"Spearman(−Δlog L, Δ rank) median {rho.median():.2f}, > 0 with "
                  f"one-sided Wilcoxon p = {p_rho:.1e}; rank steps median {base['rank_steps'].median():g} (baselines)"
                  f" vs {treat['rank_steps'].median():g} (treatment), Mann–Whitney p = {p_steps:.1e}; plateaus (mean) "
                  f"{base['plateaus'].mean():.2g} vs {treat['plateaus'].mean():.2g}, p = {p_plat:.1e}")
-    return Judgement(spec.claim, spec.source, verdict, "§ staircase: statistics, segment figure",
-                     statistic, f"{budget} steps, {len(treat)} treatment and {len(base)} baseline runs")
+    return Judgement(spec.claim, spec.source, verdict, "—", statistic, "—", "§ staircase: statistics, segment figure",
+                     f"{budget} steps, {len(treat)} treatment and {len(base)} baseline runs")
 
 
 def depth(runs: pd.DataFrame, spec: ClaimSpec) -> Judgement:
@@ -256,11 +213,10 @@ def depth(runs: pd.DataFrame, spec: ClaimSpec) -> Judgement:
         ci = binomtest(k, n).proportion_ci(0.95)
         parts.append(f"{label}: non-decreasing in {k} of {n} runs ({k / n:.0%}, 95 % CI {ci.low:.0%}–{ci.high:.0%})")
         grades.append("holds" if ci.low > 0.5 else "fails" if ci.high < 0.5 else "open")  # a majority, at 95 %
-    # the paper's networks had standard initialisations: there the claim must hold; SFLI's first layer is
-    # diverse by construction, so it holding or not there decides between reproduced and partly
-    verdict = {"fails": Verdict.NOT_REPRODUCED, "open": Verdict.INCONCLUSIVE}.get(
-        grades[0], Verdict.REPRODUCED if all(g == "holds" for g in grades) else Verdict.PARTLY)
-    return Judgement(spec.claim, spec.source, verdict, "layerwise tables (final rows)", "; ".join(parts),
+    # the paper's networks had standard initialisations: the claim is theirs; the treatment's share is shown
+    verdict = {"fails": Verdict.CONTRADICTED, "open": Verdict.INCONCLUSIVE}.get(grades[0], Verdict.SUPPORTED)
+    return Judgement(spec.claim, spec.source, verdict, "—", "judged on the baselines: a majority of runs at 95 %; "
+                     + "; ".join(parts), "—", "layerwise tables (final rows)",
                      "end of every evaluation run, all studies the claim reads")
 
 
@@ -275,9 +231,10 @@ def condensation(table: pd.DataFrame, conventions: pd.DataFrame, spec: ClaimSpec
     parts = [f"{r['arm']} (2p = {int(r['2p'])}): max {int(r['stage_orientations_max'])} in the initial stage "
              f"(step {r['stage_step_median']:g}), {int(r['orientations_max'])} at the end"
              for _, r in t.iterrows()]
-    verdict = (Verdict.REPRODUCED if over_stage.empty else Verdict.PARTLY if len(over_stage) < len(t)
-               else Verdict.NOT_REPRODUCED)
-    statistic = (f"first layer, {seeds} seeds per arm: seeds above 2p in the initial stage "
+    # "at most 2p" is a bound: one seed above it in the paper's own setting is a counterexample
+    verdict = Verdict.SUPPORTED if over_stage.empty else Verdict.CONTRADICTED
+    statistic = (f"a maximum count: one seed above 2p contradicts it. First layer, {seeds} seeds per arm: seeds "
+                 "above 2p in the initial stage "
                  f"{int(t['stage_above_2p'].sum())}, at the end {int(t['above_2p'].sum())} "
                  f"({', '.join(over_end['arm']) or 'none'}); " + "; ".join(parts))
     if not conventions.empty:
@@ -288,7 +245,7 @@ def condensation(table: pd.DataFrame, conventions: pd.DataFrame, spec: ClaimSpec
                        + (", ".join(f"{r['arm']} {int(r['stage_above_2p'])}/{int(r['seeds'])}"
                                     for _, r in over.iterrows()) or "none"))
         statistic += ". Seeds above 2p in the initial stage under each clustering convention: " + "; ".join(per)
-    return Judgement(spec.claim, spec.source, verdict, "§ condensation: tables and heat maps", statistic,
+    return Judgement(spec.claim, spec.source, verdict, "—", statistic, "—", "§ condensation: tables and heat maps",
                      "the paper's settings: 100 Adam steps (5-50-1), 1000 (residual)")
 
 
@@ -310,8 +267,8 @@ def _condensation_test(ev: Evidence, spec: ClaimSpec) -> Judgement:
 # the tests a catalogue entry names (analysis/catalogue.yaml: `test:`)
 TESTS: dict[str, Callable[[Evidence, ClaimSpec], Judgement]] = {
     "initial_rank": lambda ev, spec: initial_rank(ev.runs_for(spec), spec),
-    "speed": lambda ev, spec: speed(ev.speed_for(spec), spec),
-    "accuracy": lambda ev, spec: accuracy(ev.speed_for(spec), spec),
+    "speed": lambda ev, spec: speed(ev.runs_for(spec), spec),
+    "accuracy": lambda ev, spec: accuracy(ev.runs_for(spec), spec),
     "staircase": _staircase_test,
     "depth": lambda ev, spec: depth(ev.runs_for(spec), spec),
     "condensation": _condensation_test,
@@ -319,5 +276,20 @@ TESTS: dict[str, Callable[[Evidence, ClaimSpec], Judgement]] = {
 
 
 def judge(evidence: Evidence, specs: list[ClaimSpec]) -> pd.DataFrame:
-    """One row per claim of the catalogue: claim, source, verdict, evidence, statistic, budget."""
-    return pd.DataFrame([vars(TESTS[spec.test](evidence, spec)) for spec in specs])
+    """One row per claim of the catalogue: claim, source, verdict, effect, p_adj, statistic, seeds_needed,
+    evidence, budget. The pooled effects' p-values are Holm-adjusted across the page's claims, and their
+    verdicts set from the adjusted p (module docstring)."""
+    judged = [TESTS[spec.test](evidence, spec) for spec in specs]
+    pooled = [j for j in judged if j.verdict != Verdict.NOT_TESTED and not math.isnan(j.p)]
+    if pooled:
+        adjusted = multipletests([j.p for j in pooled], alpha=ALPHA, method="holm")[1]
+        for j, p in zip(pooled, adjusted):
+            j.p = float(p)
+            j.verdict = (Verdict.INCONCLUSIVE if p >= ALPHA or j.direction == 0 else
+                         Verdict.SUPPORTED if j.direction > 0 else Verdict.CONTRADICTED)
+            if j.verdict != Verdict.INCONCLUSIVE:
+                j.seeds_needed = "—"
+    rows = [{**{k: v for k, v in vars(j).items() if k not in ("p", "direction")},
+             "p_adj": f"{j.p:.2g}" if not math.isnan(j.p) else "—"} for j in judged]
+    order = ["claim", "source", "verdict", "effect", "p_adj", "statistic", "seeds_needed", "evidence", "budget"]
+    return pd.DataFrame(rows)[order] if rows else pd.DataFrame(columns=order)

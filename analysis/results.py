@@ -155,9 +155,7 @@ def build_results(uri: str, reports: Path, doc: Path, figures: Path, studies_dir
     present, runs = _recorded(client, uri, catalogue)
     reps = {study: build_report(uri, [study], reports / study, store=store) for study in present}
     walls = {study: _wall(client, study, reps[study].executions[study]) for study in present}
-    speed = pd.concat([r.speedup for r in reps.values() if r.speedup is not None and not r.speedup.empty],
-                      ignore_index=True)
-    verdicts = claims.judge(claims.Evidence(uri, runs, speed), catalogue.claims)
+    verdicts = claims.judge(claims.Evidence(uri, runs), catalogue.claims)
     lines = _head(store or _store_name(uri), present, _provenance(client, runs["run_id"].iloc[0]), verdicts)
     lines += _overview(runs, load_runs(uri, present, phase=record.Phase.SEARCH), walls)
     for study in present:
@@ -203,11 +201,16 @@ def _head(store: str, present: list[str], provenance: str, verdicts: pd.DataFram
             "Evaluation seeds are never search seeds, every arm runs the full budget, runs are paired by seed, "
             "and every arm of a study had the same number of search trials (none where a study says so).", "",
             READING, "", "## The papers' claims", "",
-            f"Verdicts ({legend}; `analysis/claims.py`, catalogue `analysis/catalogue.yaml`): *reproduced* = "
-            "every comparison tested supports the claim at 95 % (interval excluding 1, adjusted p < 0.05); "
-            "*partly* = some do; *not reproduced* = none does; *inconclusive* = tested, decided neither way at "
-            "95 %; *not tested here* = no recorded study covers it. The treatment is every arm whose "
-            "initialisation's role is treatment (SFLI, or a scheme registered as one).", "",
+            f"Verdicts ({legend}; `analysis/claims.py`, catalogue `analysis/catalogue.yaml`). A claim about "
+            "speed, accuracy or the initial ε-rank has one effect: per cell the paired log ratio (baseline over "
+            "treatment; steps to the first target counted up to the budget, so a run that never got there counts "
+            "the budget), pooled across cells by a random-effects meta-analysis (Paule–Mandel τ², t-interval on "
+            "cells − 1 df); *supported* = the pooled effect is in the claimed direction with its p, Holm-adjusted "
+            "across the claims of this page (p_adj), below 0.05; *contradicted* = the same in the other direction; "
+            "*inconclusive* = neither (seeds_needed: evaluation seeds per cell a paired t-test would need to decide "
+            "it at the observed effect and spread, 80 % power); *not tested* = no recorded run covers it. The "
+            "staircase, depth and condensation claims state their own rule in their statistic. The treatment is "
+            "every arm whose initialisation's role is treatment (SFLI, or a scheme registered as one).", "",
             markdown(verdicts), ""]
 
 

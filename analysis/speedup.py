@@ -23,6 +23,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from sfli_core import keys
+
 from .survival import Runtimes, ert, km_median, logrank_p, median_ratio
 
 CONFIDENCE = 0.95
@@ -110,7 +112,7 @@ def statement(estimate: float, low: float, high: float) -> str:
 
 
 def compare_arms(base: pd.DataFrame, treat: pd.DataFrame, tau_key: str, seconds_key: str, error_key: str,
-                 rank_key: str, seconds_budget_key: str = "time/train_s") -> dict[str, float | str]:
+                 rank_key: str, seconds_budget_key: str = keys.TIME_TRAIN) -> dict[str, float | str]:
     """One row for a baseline / treatment pair of arms at one target.
 
     ``base`` and ``treat`` hold one row per run with columns seed, budget, and the metric columns named by the

@@ -54,11 +54,12 @@ def test_a_users_treatment_is_treated_as_one_on_the_results_page(lecun_as_treatm
     text = build_results(uri, tmp_path / "reports", doc, doc.parent / "figures", tmp_path, catalogue,
                          store="runs/mlflow.db")
     rows = {line.split(" | ")[0].strip("| "): line for line in text.splitlines() if line.startswith("| my scheme")}
-    assert "| reproduced |" in rows["my scheme raises the initial ε-rank"]
-    assert "treatment higher in 4 of 4 seed pairs" in rows["my scheme raises the initial ε-rank"]
-    # the speed-up rows pair mine (treatment) against xavier (baseline), and the claim counts it faster
-    assert "faster (log-rank" in rows["my scheme trains faster"]
-    assert "(fit1d_multiscale mlp: mine vs xavier)" in rows["my scheme trains faster"]
+    # ranks 30 against 1 on every seed: (30 + 1)/(1 + 1) = 15.5 in every pair
+    assert "| supported | 15.5× [15.5, 15.5] over 1 cells, 4 pairs |" in rows["my scheme raises the initial ε-rank"]
+    assert "median initial rank 30 (treatment) vs 1 (baseline)" in rows["my scheme raises the initial ε-rank"]
+    # steps to 1e-2: xavier 400 (or never, within a budget of 400), mine 100: 4× in every pair
+    assert "| supported | 4× [4, 4] over 1 cells, 4 pairs |" in rows["my scheme trains faster"]
+    assert "speed-up tables of toy" in rows["my scheme trains faster"]
     assert "| fit1d_multiscale mlp | 0.01 | xavier vs mine | 3/4 4/4 | 4×" in text  # the study's speed-up table
     assert "from the runs recorded in `runs/mlflow.db`" in text
     assert str(tmp_path) not in text and "/work/" not in text and "/tmp/" not in text

@@ -143,7 +143,7 @@ class Study:
         return client
 
 
-PACKED_STEPS = 1200
+PACKED_STEPS = 600
 
 
 def packed_study(tmp_path: Path, name: str, pack) -> Study:
