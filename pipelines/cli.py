@@ -46,6 +46,9 @@ def cmd_train(args) -> int:
 
 
 def cmd_validate(args) -> int:
+    from sfli_core.record import Phase
+
+    from .advice import study_warnings
     from .study import load_study
     from .tuning import search_plan
 
@@ -60,10 +63,10 @@ def cmd_validate(args) -> int:
         print(f"grid: {len(points)} points: {', '.join(study.variant_id(p) for p in points)}")
     plan, warnings = search_plan(study)
     print("\n".join(plan))
-    for warning in warnings:
+    for warning in warnings + study_warnings(study, args.study):
         print(f"warning: {warning}")
-    print(f"{args.study}: valid. {study.expected_trials('search')} search trials on seeds {study.search.seeds}, "
-          f"{study.expected_trials('evaluate')} evaluate runs on seeds {study.evaluate.seeds}; "
+    print(f"{args.study}: valid. {study.expected_trials(Phase.SEARCH)} search trials on seeds {study.search.seeds}, "
+          f"{study.expected_trials(Phase.EVALUATE)} evaluate runs on seeds {study.evaluate.seeds}; "
           f"resources.pack: {study.resources.pack}")
     return 0
 
