@@ -65,17 +65,26 @@ def curves_of(uri: str, runs: pd.DataFrame) -> dict[str, list[pd.DataFrame]]:
     return out
 
 
+def common_window(per_arm: dict[str, list[pd.DataFrame]]) -> float | None:
+    """The one window every arm of a group is read over (docs/science.md §2): up to the step by which every run
+    had reached the smallest target, else (some run never did) the whole budget — the same steps for every arm,
+    so that a fast arm's short series is not compared with a slow arm's long one."""
+    reached = [frame.attrs.get("reached", np.nan) for frames in per_arm.values() for frame in frames]
+    return float(max(reached)) if reached and all(np.isfinite(r) for r in reached) else None
+
+
 def staircase_table(curves: dict[tuple, dict[str, list[pd.DataFrame]]]) -> pd.DataFrame:
-    """Median staircase statistics (docs/science.md §2) per group and arm."""
+    """Median staircase statistics (docs/science.md §2) per group and arm, every arm over its group's window."""
     rows = []
     for group, per_arm in curves.items():
+        window = common_window(per_arm)
         for arm, frames in sorted(per_arm.items()):
             stats = []
             for frame in frames:
                 f = frame.dropna()
                 if len(f) >= 3 and (f["loss"] > 0).all():
                     stats.append(staircase_stats(f.index.to_numpy(), f["loss"].to_numpy(), f["rank"].to_numpy(),
-                                                 until=frame.attrs.get("reached")))
+                                                 until=window))
             if not stats:
                 continue
             rows.append({**dict(zip(GROUP, group)), "arm": arm, "runs": len(stats),

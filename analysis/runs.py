@@ -17,9 +17,9 @@ def load_runs(uri: str, studies: list[str] | None = None, phase: str = record.Ph
               execution: int | None = None) -> pd.DataFrame:
     """Summary metrics and identity of every trial run of ``phase`` in the given studies (every study in the
     store when None), read through :mod:`sfli_core.record`. Columns: study, phase, arm, variant, task, arch,
-    init, comparison, status, run_id, seed, budget, hidden_layers (measured), width, activation (a name or a
-    list), headline, metric, thresholds, searched (the knobs a search tuned), and one column per summary
-    metric (NaN where a target was not reached). Only complete runs (finished or diverged) are read.
+    init, init_role, status, run_id, seed, budget, hidden_layers (measured), width, activation (a name or a
+    list), headline, eps (every recorded ε), metric, thresholds, searched (the knobs a search tuned), and one
+    column per summary metric (NaN where a target was not reached). Only complete runs (finished or diverged) are read.
     ``execution``: the runs of that execution of each study; by default each study's latest."""
     client = MlflowClient(uri)
     experiments = client.search_experiments()
@@ -41,7 +41,8 @@ def load_runs(uri: str, studies: list[str] | None = None, phase: str = record.Ph
             row.update(status=run.data.tags.get(record.STATUS), run_id=run.info.run_id, seed=int(p["seed"]),
                        budget=budget, hidden_layers=int(p[f"{record.META}hidden_layers"]),
                        width=int(p["model.width"]), activation=p["model.activation"],
-                       headline=float(p["rank.headline"]), metric=p["targets.metric"],
+                       headline=float(p["rank.headline"]), eps=tuple(p.get("rank.eps", ())),
+                       metric=p["targets.metric"],
                        thresholds=tuple(p["targets.thresholds"]),
                        searched=", ".join(sorted(k.removeprefix(record.SEARCHED) for k in p
                                                  if k.startswith(record.SEARCHED))),

@@ -65,6 +65,11 @@ def rank_key(eps: float, layer: int) -> str:
     return f"{RANK}eps{fmt_num(eps)}/layer{layer}"
 
 
+def relative_rank_key(eps: float, layer: int) -> str:
+    """Relative ε-rank of hidden layer ``layer``: eigenvalues above ε times the layer's largest (scale-free)."""
+    return f"{RANK}rel{fmt_num(eps)}/layer{layer}"
+
+
 def steps_to(threshold: float) -> str:
     return f"{STEPS_TO}{fmt_num(threshold)}"
 

@@ -40,6 +40,14 @@ def eps_rank(spectrum: torch.Tensor, eps: float) -> int:
     return int((spectrum > eps).sum())
 
 
+def relative_eps_rank(spectrum: torch.Tensor, eps: float) -> int:
+    """#{λ > ε·λ_max}: the ε-rank of the spectrum scaled to a largest eigenvalue of 1 (0 for an empty or zero
+    spectrum). Unlike the absolute ε-rank it does not move with the layer's overall scale (e.g. a tuned
+    initial weight scale)."""
+    top = float(spectrum.max()) if spectrum.numel() else 0.0
+    return int((spectrum > eps * top).sum()) if top > 0 else 0
+
+
 def eps_ranks(phi: torch.Tensor, eps: Sequence[float] = DEFAULT_EPS) -> dict[float, int]:
     """ε-rank of the columns of Φ [N, n] for several thresholds at once (one eigen-decomposition)."""
     lam = gram_spectrum(phi)

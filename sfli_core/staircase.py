@@ -10,8 +10,8 @@ Input: logging steps s_i, training loss L_i and the ε-rank r_i of the last hidd
   change point included) descends at least ``STEEPER`` times faster per step and ends at a new low at least
   ``DROP_DECADES`` below every earlier piece: a plateau is the flat tread before a step down. The last piece
   is never a plateau (nothing follows: a converged run oscillating at its floor has no staircase), nor is the
-  climb of an Adam spike (its recovery reaches no new low). Only the record up to the study's smallest target
-  is read (``until``).
+  climb of an Adam spike (its recovery reaches no new low). Only the record up to ``until`` is read: the
+  analysis gives every arm of a comparison the same window (analysis.report.common_window).
 * **Spearman correlation** between −Δlog L and Δr over consecutive logging windows (NaN when either is
   constant).
 
@@ -117,8 +117,9 @@ def plateaus(step: np.ndarray, loss: np.ndarray) -> list[tuple[int, int]]:
 
 def staircase_stats(step, loss, rank, until: float | None = None) -> StaircaseStats:
     """Rank steps, plateaus (count and total steps) and the Spearman correlation of one run's series, over the
-    logging steps ≤ ``until`` (the step at which the run reached the study's smallest target: after it, the
-    record is the optimiser's noise around a floor, not the way down to the accuracy asked for)."""
+    logging steps ≤ ``until`` (None: all). The analysis passes every arm of a comparison the same window: up to
+    the step by which every run reached the smallest target (after it, the record is the optimiser's noise
+    around a floor), or the whole budget."""
     step, loss, rank = (np.asarray(a, dtype=float) for a in (step, loss, rank))
     if until is not None and np.isfinite(until):
         keep = step <= until

@@ -28,7 +28,7 @@ from .loop import run_loop
 from .models import build_model, condensation_layers
 from .optim import learning_rate, make_optimizer
 from .provenance import resolve_device, run_metadata
-from .rank import eps_rank, layer_spectra
+from .rank import eps_rank, layer_spectra, relative_eps_rank
 from .record import SPECTRA_FINAL, SPECTRA_INITIAL, Status
 from .result import RunResult, TargetTracker
 from .tasks import build_task
@@ -133,6 +133,7 @@ class Trainer:
             for layer, lam in enumerate(spectra, start=1):
                 for eps in self.cfg.rank.eps:
                     record[keys.rank_key(eps, layer)] = eps_rank(lam, eps)
+                    record[keys.relative_rank_key(eps, layer)] = relative_eps_rank(lam, eps)
         if self.cfg.condensation.track:
             record.update(layer_counts(self.model))
             self.weights[self.step] = input_weights(condensation_layers(self.model)[0][0]).tolist()

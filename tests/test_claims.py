@@ -179,3 +179,21 @@ def test_condensation_is_a_maximum_count_that_one_seed_contradicts():
     assert claims.condensation(table, pd.DataFrame(), spec).verdict == Verdict.CONTRADICTED
     held = claims.condensation(table.iloc[:1], pd.DataFrame(), spec)
     assert held.verdict == Verdict.SUPPORTED and "a maximum count" in held.statistic
+    # read at the paper's time (the end of its 100 epochs): a seed above 2p only in the initial stage does not
+    # contradict it
+    early = table.assign(above_2p=0, orientations_max=[2, 4])
+    assert claims.condensation(early, pd.DataFrame(), spec).verdict == Verdict.SUPPORTED
+
+
+def test_the_initial_rank_verdict_says_whether_it_depends_on_eps():
+    """Absolute ranks 40 against 1 at ε = 1e-3, relative ranks equal (the treatment's larger weight scale made
+    the difference): the table shows both and says the verdict depends on ε."""
+    table = runs([1] * 6, [40] * 6).assign(eps=[(1e-3,)] * 12)
+    table["initial/rank/rel1e-3/layer3"] = 5
+    spec = SPEC.model_copy(update={"test": "initial_rank"})
+    row = claims.judge(Evidence("", table), [spec]).loc[0]
+    assert row["verdict"] == Verdict.SUPPORTED  # at the headline (absolute) ε
+    assert row["sensitivity"].startswith("depends on ε (ε = 1e-3: 20.5× [20.5, 20.5]; relative ε = 1e-3: 1×")
+    table["initial/rank/rel1e-3/layer3"] = [1] * 6 + [9] * 6
+    same = claims.judge(Evidence("", table), [spec]).loc[0, "sensitivity"]
+    assert same.startswith("does not depend on ε")

@@ -77,3 +77,12 @@ def test_layer_spectra_of_a_model_and_of_a_diverged_one():
     with torch.no_grad():
         model.hidden[1].weight.fill_(float("nan"))
     assert layer_spectra(model, x) == []
+
+
+def test_the_relative_eps_rank_counts_eigenvalues_above_eps_times_the_largest_and_ignores_scale():
+    from sfli_core.rank import eps_rank, relative_eps_rank
+
+    lam = torch.tensor([10.0, 1.0, 0.01, 0.001], dtype=torch.float64)
+    assert eps_rank(lam, 1e-3) == 3 and relative_eps_rank(lam, 1e-3) == 2  # above 0.01: 10 and 1
+    assert relative_eps_rank(100 * lam, 1e-3) == 2 and eps_rank(100 * lam, 1e-3) == 4  # the absolute rank moves
+    assert relative_eps_rank(torch.zeros(3), 1e-3) == 0 and relative_eps_rank(torch.zeros(0), 1e-3) == 0

@@ -60,3 +60,19 @@ def test_correlation_is_positive_when_drops_coincide_with_rank_steps_and_undefin
     assert staircase_stats(STEP, 10 ** y, aligned).spearman > 0.2
     assert staircase_stats(STEP, 10 ** y, misplaced).spearman < 0
     assert math.isnan(staircase_stats(STEP, 10 ** y, np.full(len(STEP), 4)).spearman)
+
+
+def test_every_arm_of_a_comparison_is_read_over_the_same_window():
+    import pandas as pd
+
+    from analysis.report import common_window
+
+    def frame(reached):
+        f = pd.DataFrame({"loss": [1.0, 0.5], "rank": [1, 2]}, index=[0, 100])
+        f.attrs["reached"] = reached
+        return f
+
+    # every run got there: up to the last of them, for both arms (not each run up to its own step)
+    assert common_window({"sfli": [frame(200.0), frame(300.0)], "xavier": [frame(900.0)]}) == 900.0
+    # one never did: the whole budget for everyone
+    assert common_window({"sfli": [frame(200.0)], "xavier": [frame(float("nan"))]}) is None
