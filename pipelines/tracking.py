@@ -56,9 +56,13 @@ def runs_dir(value: str | None = None) -> Path:
 
 def store_label(uri: str | None, runs: str | None) -> str:
     """The store as the user named it (for generated pages, which name no folder of this machine the user did
-    not type): ``--tracking-uri`` or ``$MLFLOW_TRACKING_URI`` as given, else the runs folder as given."""
+    not type): ``--tracking-uri`` or ``$MLFLOW_TRACKING_URI`` as given, else — or when ``uri`` is the runs
+    folder's own embedded store, as a study's state holds it — the runs folder as given."""
     given = uri or os.environ.get("MLFLOW_TRACKING_URI")
-    return given or (Path(runs or os.environ.get("SFLI_RUNS_DIR", DEFAULT_RUNS_DIR)) / "mlflow.db").as_posix()
+    folder = runs or os.environ.get("SFLI_RUNS_DIR", DEFAULT_RUNS_DIR)
+    if given and given != f"sqlite:///{runs_dir(folder) / 'mlflow.db'}":
+        return given
+    return (Path(folder) / "mlflow.db").as_posix()
 
 
 def tracking_uri(value: str | None, runs: Path) -> str:

@@ -246,3 +246,17 @@ def test_resume_records_the_final_report_a_killed_driver_never_did(tmp_path, cap
     assert "report/v" not in capsys.readouterr().out
     assert {a.path for a in MlflowClient(uri).list_artifacts(parent, "report")} == {"report/v1"}
     assert StudyState.load(tmp_path, "toy").report == 1
+
+
+def test_report_pages_name_the_store_as_the_user_did_and_no_folder_of_this_machine(tmp_path, monkeypatch):
+    """`sfli report toy --runs-dir runs` from the folder above the runs folder: the pages say `runs/mlflow.db`;
+    a study's final report, given the absolute embedded store its state holds, says the same."""
+    make_store(tmp_path / "runs")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    result = report("toy", runs="runs", out="out", with_figures=False)
+    for page in (result.markdown, result.html.read_text()):
+        assert "tracking store runs/mlflow.db" in page and str(tmp_path) not in page
+    held = report("toy", runs="runs", uri=f"sqlite:///{tmp_path / 'runs' / 'mlflow.db'}", out="out2",
+                  with_figures=False)
+    assert "tracking store runs/mlflow.db" in held.markdown and str(tmp_path) not in held.markdown
