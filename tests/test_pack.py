@@ -100,3 +100,13 @@ def test_runs_that_differ_in_shared_settings_are_refused():
         pack_signature(config("poisson2d", "mlp", "xavier_normal", 9, 5e-3, schedule="cosine"))
     with pytest.raises(ValueError, match="lbfgs"):
         Pack([config("poisson2d", "mlp", "sfli", s, 1e-3, lbfgs_steps=5) for s in (1, 2)])
+
+
+def test_pack_size_measurement_goes_on_past_one_dip_and_stops_after_two():
+    from sfli_core.pack_size import choose, exhausted
+
+    assert not exhausted({1: 2387.0, 2: 2031.0})  # a pack of 2 slower than one run: measure 4 as well
+    assert not exhausted({1: 2387.0, 2: 2031.0, 4: 3695.0})
+    assert exhausted({1: 2387.0, 2: 2031.0, 4: 3695.0, 8: 3000.0, 16: 2900.0})  # two below 0.9 × 3695
+    assert choose({1: 2387.0, 2: 2031.0, 4: 3695.0, 8: 6229.0}) == 8
+    assert choose({1: 1000.0, 2: 1100.0}) == 1  # under the 15 % that the measurement's noise can eat
