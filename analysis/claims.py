@@ -66,9 +66,10 @@ def _from_pooled(spec: ClaimSpec, pooled: Pooled | None, what: str, evidence: st
         return _untested(spec, f"no cell with two or more seed pairs ({what})")
     heterogeneity = (f"; τ² = {pooled.tau2:.2g}, I² = {pooled.i2:.0%}" if pooled.cells > 1 else "")
     effect = f"{pooled.ratio} over {pooled.cells} cells, {pooled.pairs} pairs{heterogeneity}"
-    statistic = (f"{what}: pooled log ratio {pooled.effect:+.3f} (random effects, t on {max(pooled.cells - 1, 1)} "
-                 f"df{'; cells sharing a baseline arm counted as independent' if pooled.cells > 1 else ''}), "
-                 f"p = {pooled.p:.2g}")
+    how = (f"pooled log ratio {pooled.effect:+.3f} (random effects over {pooled.cells} cells, t on "
+           f"{pooled.cells - 1} df; cells sharing a baseline arm counted as independent)" if pooled.cells > 1 else
+           f"mean log ratio {pooled.effect:+.3f} (one cell: paired t on {pooled.pairs - 1} df)")
+    statistic = f"{what}: {how}, p = {pooled.p:.2g}"
     needed = pooled.seeds_needed()
     seeds = (f"{needed}: --set evaluate.seeds=[{', '.join(str(s) for s in range(needed))}]" if needed and needed <= 64
              else f"{needed}" if needed else "—")
