@@ -31,8 +31,8 @@ from sfli_core.staircase import staircase_stats
 
 from .catalogue import ClaimSpec
 from .condensation import condensation_table, convention_check, with_stage
+from .curves import common_window, curves_of
 from .pooled import CELL, Pooled, cell_effects, paired_log_ratios, pool
-from .report import common_window, curves_of
 from .runs import arms_by_role, treated
 
 ALPHA = 0.05

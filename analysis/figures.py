@@ -18,6 +18,7 @@ from sfli_core import keys, record  # noqa: E402
 from sfli_core.condensation import analyse  # noqa: E402
 from sfli_core.staircase import loss_pieces, plateaus, rank_levels  # noqa: E402
 
+from .curves import common_window  # noqa: E402
 from .survival import Runtimes, km_curve  # noqa: E402
 
 DPI = 200
@@ -113,6 +114,7 @@ def staircase_segments(curves: dict[str, list[pd.DataFrame]], eps: float, path: 
     ``seeds``), the training loss with its change points (grey) and plateaus (shaded), and the last layer's
     ε-rank with its level changes (green, dotted), over the window the statistics read."""
     arms = sorted(curves)
+    window = common_window(curves)
     fig, axes = plt.subplots(len(arms), seeds, figsize=(3.2 * seeds, 2.4 * len(arms)), squeeze=False,
                              layout="constrained")
     for row, arm in enumerate(arms):
@@ -123,8 +125,7 @@ def staircase_segments(curves: dict[str, list[pd.DataFrame]], eps: float, path: 
                 continue
             frame = curves[arm][col]
             f = frame.dropna()
-            reached = frame.attrs.get("reached", math.nan)
-            f = f[f.index <= reached] if np.isfinite(reached) else f
+            f = f[f.index <= window] if window is not None else f
             s, loss, rank = f.index.to_numpy(dtype=float), f["loss"].to_numpy(), f["rank"].to_numpy()
             if len(s) < 3 or not (loss > 0).all():
                 ax.axis("off")
@@ -142,7 +143,9 @@ def staircase_segments(curves: dict[str, list[pd.DataFrame]], eps: float, path: 
             ax.tick_params(which="both", labelsize=6)
             twin.tick_params(which="both", labelsize=6, colors="green")
     fig.suptitle(f"{title}: loss pieces (grey), plateaus (shaded), ε-rank (green, ε = {keys.fmt_num(eps)}) and "
-                 "its level changes, up to the smallest target", fontsize=9)
+                 "its level changes, " + (f"up to step {window:g}, when every run had reached the smallest target"
+                                          if window is not None else "over the budget (the same window for every arm)"),
+                 fontsize=9)
     return save(fig, path)
 
 

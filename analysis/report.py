@@ -22,6 +22,7 @@ from sfli_core.staircase import staircase_stats
 from . import columns, figures
 from . import html as page
 from .condensation import condensation_table, convention_check, first_above_2p, stage_step, with_stage
+from .curves import common_window, curves_of
 from .formats import html_table, markdown, write
 from .runs import artifact_json, history, load_runs, parent_tags, search_trials, unfinished
 from .summary import compact, summary_table
@@ -50,27 +51,6 @@ class Report:
 
 def _slug(*parts) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", "_".join(str(p) for p in parts if p not in (None, "base")))
-
-
-def curves_of(uri: str, runs: pd.DataFrame) -> dict[str, list[pd.DataFrame]]:
-    """Per arm, one frame (index step; loss, rank of the last layer at the headline ε) per run; its
-    ``attrs["reached"]`` is the step at which the run reached the study's smallest target (NaN if never)."""
-    out: dict[str, list[pd.DataFrame]] = {}
-    for _, r in runs.iterrows():
-        loss = history(uri, r["run_id"], keys.TRAIN_LOSS)
-        rank = history(uri, r["run_id"], keys.rank_key(r["headline"], r["hidden_layers"]))
-        frame = pd.DataFrame({"loss": loss, "rank": rank})
-        frame.attrs["reached"] = float(r.get(keys.steps_to(min(r["thresholds"])), np.nan))
-        out.setdefault(r["arm"], []).append(frame)
-    return out
-
-
-def common_window(per_arm: dict[str, list[pd.DataFrame]]) -> float | None:
-    """The one window every arm of a group is read over (docs/science.md §2): up to the step by which every run
-    had reached the smallest target, else (some run never did) the whole budget — the same steps for every arm,
-    so that a fast arm's short series is not compared with a slow arm's long one."""
-    reached = [frame.attrs.get("reached", np.nan) for frames in per_arm.values() for frame in frames]
-    return float(max(reached)) if reached and all(np.isfinite(r) for r in reached) else None
 
 
 def staircase_table(curves: dict[tuple, dict[str, list[pd.DataFrame]]]) -> pd.DataFrame:

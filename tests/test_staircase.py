@@ -65,7 +65,7 @@ def test_correlation_is_positive_when_drops_coincide_with_rank_steps_and_undefin
 def test_every_arm_of_a_comparison_is_read_over_the_same_window():
     import pandas as pd
 
-    from analysis.report import common_window
+    from analysis.curves import common_window
 
     def frame(reached):
         f = pd.DataFrame({"loss": [1.0, 0.5], "rank": [1, 2]}, index=[0, 100])

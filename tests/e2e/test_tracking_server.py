@@ -32,7 +32,7 @@ from tests.pipeline_helpers import (
     write_study,
 )
 
-STEPS, LOG_EVERY = 1500, 20
+STEPS, LOG_EVERY = 800, 20
 ARMS = {"xavier": {"set": {"init.name": "xavier_normal"}}, "sfli": {"set": {"init.name": "sfli"}}}
 
 
