@@ -20,6 +20,8 @@ from sfli_core import record
 
 LOG_EVERY_S = 60.0  # a progress line at most this often when the output is not a terminal
 BAR_EVERY_S = 0.5
+# a bar of fixed width, then trials done, elapsed < left, and the counts: readable at 120 columns
+BAR = "{desc} {bar:12} {n_fmt}/{total_fmt} trials {elapsed}<{remaining}{postfix}"
 
 
 class Progress(tune.Callback):
@@ -28,7 +30,8 @@ class Progress(tune.Callback):
 
     def __init__(self, label: str, t0: float, expected: int, terminal: bool | None = None):
         self.label, self.t0, self.expected = label, t0, expected
-        self.terminal = sys.stdout.isatty() if terminal is None else terminal
+        self.out = sys.stdout  # the driver's terminal: Tune may swap sys.stdout while it calls its callbacks
+        self.terminal = self.out.isatty() if terminal is None else terminal
         self.started = time.time()
         self.last = 0.0
         self.bar: tqdm | None = None
@@ -36,10 +39,10 @@ class Progress(tune.Callback):
     def setup(self, **info) -> None:
         self.last = time.time()  # the first progress line of a log comes a minute in
         if self.terminal:
-            self.bar = tqdm(total=self.expected, desc=f"[{self.label}]", unit="trial", file=sys.stdout,
-                            dynamic_ncols=True, leave=True)
+            self.bar = tqdm(total=self.expected, desc=f"[{self.label}]", unit="trial", file=self.out,
+                            dynamic_ncols=True, leave=True, bar_format=BAR)
         else:
-            print(f"[{self.label}] {self.expected} trials", flush=True)
+            print(f"[{self.label}] {self.expected} trials", file=self.out, flush=True)
 
     def on_step_end(self, iteration: int, trials: list[Trial], **info) -> None:
         every = BAR_EVERY_S if self.terminal else LOG_EVERY_S
@@ -60,23 +63,29 @@ class Progress(tune.Callback):
         done = [t for t in trials if t.status == Trial.TERMINATED]
         if self.bar is not None:
             self.bar.n = len(done)
-            self.bar.set_postfix_str(self.summary(trials, with_time=False), refresh=True)
+            self.bar.set_postfix_str(self.summary(trials, with_time=False, short=True), refresh=True)
         else:
-            print(f"[{self.label}] {self.summary(trials, with_time=True)}", flush=True)
+            print(f"[{self.label}] {self.summary(trials, with_time=True)}", file=self.out, flush=True)
 
-    def summary(self, trials: list[Trial], with_time: bool) -> str:
-        """'done 3 (pruned 1) running 2 pending 11 errored 0 · sfli 3/8 xavier 2/8 · best 196.4', with the
-        elapsed time and the estimate of what is left when ``with_time`` (a bar shows its own)."""
+    def summary(self, trials: list[Trial], with_time: bool, short: bool = False) -> str:
+        """'done 3 (pruned 1) running 2 pending 11 errored 0 · sfli 3/8 xavier 2/8 · best objective 196.4', with
+        the elapsed time and the estimate of what is left when ``with_time``; ``short``: beside a bar, which
+        shows trials done and the times itself ('run 2 wait 11 err 0 pruned 1 · sfli 3/8 … · best 196.4')."""
         states = Counter(t.status for t in trials)
         done = [t for t in trials if t.status == Trial.TERMINATED]
         finals = [t.last_result.get(record.OBJECTIVE) for t in done if t.last_result.get(record.OBJECTIVE_FINAL)]
-        pruned = f" (pruned {len(done) - len(finals)})" if len(done) > len(finals) else ""
-        text = (f"done {len(done)}{pruned}  running {states[Trial.RUNNING]}  pending "
-                f"{states[Trial.PENDING] + max(0, self.expected - len(trials))}  errored {states[Trial.ERROR]}")
+        pending = states[Trial.PENDING] + max(0, self.expected - len(trials))
+        if short:
+            text = (f"run {states[Trial.RUNNING]} wait {pending} err {states[Trial.ERROR]}"
+                    + (f" pruned {len(done) - len(finals)}" if len(done) > len(finals) else ""))
+        else:
+            pruned = f" (pruned {len(done) - len(finals)})" if len(done) > len(finals) else ""
+            text = (f"done {len(done)}{pruned}  running {states[Trial.RUNNING]}  pending {pending}  errored "
+                    f"{states[Trial.ERROR]}")
         arms = arm_counts(trials)
         if len(arms) > 1:
             text += "  · " + " ".join(f"{arm} {n}/{total}" for arm, (n, total) in sorted(arms.items()))
-        text += f"  · best objective {min(finals):.4g}" if finals else ""
+        text += f"  · best{'' if short else ' objective'} {min(finals):.4g}" if finals else ""
         if with_time:
             elapsed = time.time() - self.started
             left = elapsed * (self.expected - len(done)) / len(done) if done else None

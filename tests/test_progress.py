@@ -26,7 +26,7 @@ def final(objective: float) -> dict:
 SEARCH = [Seen(Trial.TERMINATED, {"arm": "sfli"}, final(300.0)), Seen(Trial.TERMINATED, {"arm": "sfli"}, final(196.4)),
           Seen(Trial.TERMINATED, {"arm": "sfli"}, {"objective": 50.0, "objective_final": 0}),  # pruned at a rung
           Seen(Trial.RUNNING, {"arm": "sfli"}), Seen(Trial.PENDING, {"arm": "sfli"})]
-EVALUATE = [Seen(Trial.TERMINATED, {"members": [["xavier", 0, 0], ["sfli", 0, 0]]}),
+EVALUATE = [Seen(Trial.TERMINATED, {"members": [["xavier", 0, 0], ["sfli", 0, 0]]}, final(150.0)),
             Seen(Trial.RUNNING, {"members": [["xavier", 0, 1], ["sfli", 0, 1], ["sfli", 0, 2]]})]
 
 
@@ -69,4 +69,6 @@ def test_a_terminal_gets_one_bar_redrawn_in_place(capsys):
     bar.on_experiment_end(EVALUATE)
     out = capsys.readouterr().out
     assert out.count("\n") == 1 and "\r" in out  # redrawn on one line, left on screen at the end
-    assert "[evaluate]" in out and "1/2" in out and "sfli 1/3 xavier 1/2" in out
+    last = out.rstrip("\n").split("\r")[-1]
+    assert last.startswith("[evaluate] ") and " 1/2 trials " in last
+    assert last.endswith("<00:00, run 1 wait 0 err 0  · sfli 1/3 xavier 1/2  · best 150") and len(last) <= 120
