@@ -25,7 +25,7 @@ from .catalogue import SHIPPED, Catalogue, load_catalogue
 from .condensation import orientation_course
 from .formats import markdown
 from .report import build_report
-from .runs import load_runs
+from .runs import load_runs, search_trials
 from .summary import summary_table
 
 ANCHORS = Path(__file__).with_name("anchors.yaml")
@@ -157,7 +157,8 @@ def build_results(uri: str, reports: Path, doc: Path, figures: Path, studies_dir
     walls = {study: _wall(client, study, reps[study].executions[study]) for study in present}
     verdicts = claims.judge(claims.Evidence(uri, runs), catalogue.claims)
     lines = _head(store or _store_name(uri), present, _provenance(client, runs["run_id"].iloc[0]), verdicts)
-    lines += _overview(runs, load_runs(uri, present, phase=record.Phase.SEARCH), walls)
+    executions = {study: reps[study].executions[study] for study in present}
+    lines += _overview(runs, search_trials(uri, executions), walls)
     for study in present:
         section = _section(study, catalogue.studies[study], _study_file(studies_dir, study), *walls[study],
                            reps[study], reports / study, figures, doc, uri, runs)
