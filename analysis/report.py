@@ -192,7 +192,7 @@ def _tables(uri: str, runs: pd.DataFrame, executions: dict[str, int]) -> tuple[p
               (TUNING, "Tuning: what each arm's search could change (a comparison is fair when every arm was "
                        "tuned alike)", tuning),
               (LAYERWISE, "ε-rank by hidden layer (headline ε; median over seeds)", layers),
-              (STAIRCASE, "Staircase statistics up to the smallest target (median over seeds; docs/science.md §2)",
+              (STAIRCASE, "Staircase statistics over one window for every arm (median over seeds; docs/science.md §2)",
                staircase_table(curves)),
               (CONDENSATION, "Condensation of the hidden layers: end of run and initial stage (loss still "
                              "≥ 70 % of its initial value; docs/science.md §4)", condensed),

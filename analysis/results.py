@@ -128,7 +128,7 @@ def _section(name: str, patterns: list[str], spec: dict, wall: float, phases: di
     for name_, heading in ((report.TUNING, "Tuning: each arm's searched knobs, the values chosen, what the search "
                                            "spent and any choice at the edge of its range"),
                            (report.LAYERWISE, "ε-rank by hidden layer (median over seeds)"),
-                           (report.STAIRCASE, "Staircase statistics up to the smallest target (median over seeds)"),
+                           (report.STAIRCASE, "Staircase statistics over one window for every arm (median over seeds)"),
                            (report.CONDENSATION, "Condensation: end of run and initial stage"),
                            (report.CONVENTIONS, "Seeds above 2p under other clustering conventions")):
         table = tables.get(name_, pd.DataFrame())
