@@ -67,7 +67,7 @@ def _from_pooled(spec: ClaimSpec, pooled: Pooled | None, what: str, evidence: st
     heterogeneity = (f"; τ² = {pooled.tau2:.2g}, I² = {pooled.i2:.0%}" if pooled.cells > 1 else "")
     effect = f"{pooled.ratio} over {pooled.cells} cells, {pooled.pairs} pairs{heterogeneity}"
     how = (f"pooled log ratio {pooled.effect:+.3f} (random effects over {pooled.cells} cells, t on "
-           f"{pooled.cells - 1} df; cells sharing a baseline arm counted as independent)" if pooled.cells > 1 else
+           f"{pooled.cells - 1} df; cells that share an arm counted as independent)" if pooled.cells > 1 else
            f"mean log ratio {pooled.effect:+.3f} (one cell: paired t on {pooled.pairs - 1} df)")
     statistic = f"{what}: {how}, p = {pooled.p:.2g}"
     needed = pooled.seeds_needed()

@@ -14,8 +14,8 @@ and ≥ 93 % at nominal 95 % for skewed ones at 6 to 12 pairs: tests/test_pooled
 Cells are pooled with statsmodels' ``combine_effects`` (Paule–Mandel τ², truncated at 0; the random-effects
 mean with a t-interval on k − 1 degrees of freedom, wider than the normal one with few cells); one cell is
 its own effect.
-Cells of one claim that share a baseline arm are not independent: the pooled interval treats them as if they
-were (said beside every pooled effect).
+Cells of one claim that share an arm (a baseline, or the treatment) are not independent: the pooled interval
+treats them as if they were (said beside every pooled effect).
 """
 
 from __future__ import annotations
