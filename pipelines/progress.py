@@ -30,19 +30,22 @@ class Progress(tune.Callback):
 
     def __init__(self, label: str, t0: float, expected: int, terminal: bool | None = None):
         self.label, self.t0, self.expected = label, t0, expected
-        self.out = sys.stdout  # the driver's terminal: Tune may swap sys.stdout while it calls its callbacks
-        self.terminal = self.out.isatty() if terminal is None else terminal
+        self.terminal = sys.stdout.isatty() if terminal is None else terminal
         self.started = time.time()
         self.last = 0.0
         self.bar: tqdm | None = None
 
+    def __getstate__(self) -> dict:
+        """Tune pickles its callbacks with the experiment: the bar (a stream and a lock) is not part of the state."""
+        return {**self.__dict__, "bar": None}
+
     def setup(self, **info) -> None:
         self.last = time.time()  # the first progress line of a log comes a minute in
         if self.terminal:
-            self.bar = tqdm(total=self.expected, desc=f"[{self.label}]", unit="trial", file=self.out,
+            self.bar = tqdm(total=self.expected, desc=f"[{self.label}]", unit="trial", file=sys.stdout,
                             dynamic_ncols=True, leave=True, bar_format=BAR)
         else:
-            print(f"[{self.label}] {self.expected} trials", file=self.out, flush=True)
+            print(f"[{self.label}] {self.expected} trials", file=sys.stdout, flush=True)
 
     def on_step_end(self, iteration: int, trials: list[Trial], **info) -> None:
         every = BAR_EVERY_S if self.terminal else LOG_EVERY_S
@@ -65,7 +68,7 @@ class Progress(tune.Callback):
             self.bar.n = len(done)
             self.bar.set_postfix_str(self.summary(trials, with_time=False, short=True), refresh=True)
         else:
-            print(f"[{self.label}] {self.summary(trials, with_time=True)}", file=self.out, flush=True)
+            print(f"[{self.label}] {self.summary(trials, with_time=True)}", file=sys.stdout, flush=True)
 
     def summary(self, trials: list[Trial], with_time: bool, short: bool = False) -> str:
         """'done 3 (pruned 1) running 2 pending 11 errored 0 · sfli 3/8 xavier 2/8 · best objective 196.4', with

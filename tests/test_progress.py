@@ -72,3 +72,16 @@ def test_a_terminal_gets_one_bar_redrawn_in_place(capsys):
     last = out.rstrip("\n").split("\r")[-1]
     assert last.startswith("[evaluate] ") and " 1/2 trials " in last
     assert last.endswith("<00:00, run 1 wait 0 err 0  · sfli 1/3 xavier 1/2  · best 150") and len(last) <= 120
+
+
+def test_the_callback_pickles_as_tune_saves_it_with_its_bar_left_out(capsys):
+    import pickle
+
+    import cloudpickle
+
+    bar = Progress("evaluate", 0.0, expected=2, terminal=True)
+    bar.setup()
+    for dumps in (pickle.dumps, cloudpickle.dumps):  # under pytest, sys.stdout is a capture object
+        copy = pickle.loads(dumps(bar))
+        assert copy.bar is None and copy.expected == 2 and copy.terminal
+    bar.on_experiment_end(EVALUATE)
