@@ -59,17 +59,18 @@ def run_loop(members: list[Trainer], step_fn: StepFunction, start: int, until: i
     cfg = members[0].cfg.train
     total = cfg.total_steps
     last = total if until is None else min(until, total)
+    device = members[0].device
     live = [m for m in members if m.status == Status.FINISHED]
     step_fn.stack(live)
     s = start
     while s <= last and live:
         is_log = s % cfg.log_every == 0 or s == total
-        evaluations = {}
+        evaluations = []  # aligned with live, on logging steps
         if is_log:
             step_fn.sync()
             for member in live:
                 t0 = time.perf_counter()
-                evaluations[id(member)] = member.evaluate(member.ranks_at(s))
+                evaluations.append(member.evaluate(member.ranks_at(s)))
                 member.wall_offset += time.perf_counter() - t0
         if s > 0 and cfg.resample_every and s % cfg.resample_every == 0:
             for member in live:
@@ -78,7 +79,6 @@ def run_loop(members: list[Trainer], step_fn: StepFunction, start: int, until: i
         lrs = [member.lr_at(s) for member in live]
         t0 = time.perf_counter()
         terms = step_fn(s, lrs)
-        device = members[0].device
         if is_log and device.type == "cuda":
             torch.cuda.synchronize(device)  # queued steps land in this interval: the total is exact
         share = (time.perf_counter() - t0) / len(live)
@@ -88,7 +88,7 @@ def run_loop(members: list[Trainer], step_fn: StepFunction, start: int, until: i
             member.wall_offset += share
             member.step = s
             if is_log:
-                member.record(s - 1, step_fn.member_terms(terms, i), *evaluations[id(member)], lr, member.wall_offset)
+                member.record(s - 1, step_fn.member_terms(terms, i), *evaluations[i], lr, member.wall_offset)
         if is_log:
             still = [m for m in live if m.status == Status.FINISHED]
             if len(still) < len(live):
