@@ -21,7 +21,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-import numpy as np
 import pandas as pd
 from scipy.stats import binomtest, mannwhitneyu, wilcoxon
 from statsmodels.stats.multitest import multipletests
@@ -32,7 +31,7 @@ from sfli_core.staircase import staircase_stats
 from .catalogue import ClaimSpec
 from .condensation import condensation_table, convention_check, with_stage
 from .curves import common_window, curves_of
-from .pooled import CELL, Pooled, cell_effects, paired_log_ratios, pool
+from .pooled import CELL, Pooled, cell_effects, final_error, paired_log_ratios, pool, restricted_steps
 from .runs import arms_by_role, treated
 
 ALPHA = 0.05
@@ -102,42 +101,29 @@ def _untested(spec: ClaimSpec, why: str) -> Judgement:
     return Judgement(spec.claim, spec.source, Verdict.NOT_TESTED, "—", why, "—", "—", "—")
 
 
-def paired_initial_ranks(runs: pd.DataFrame, eps: float | None = None, relative: bool = False) -> pd.DataFrame:
-    """Every (study, grid point, baseline arm, treatment arm, seed): the last hidden layer's initial ε-rank of
-    both runs, at ``eps`` (default: each study's headline ε), absolute or relative (``relative``)."""
-    rows = []
+def initial_rank_of(eps: float | None = None, relative: bool = False) -> Callable[[pd.DataFrame], pd.Series | None]:
+    """The last hidden layer's initial ε-rank + 1 per run (a rank of 0 stays finite in a log ratio), at ``eps``
+    (default: the study's headline ε), absolute or relative to the largest eigenvalue (``relative``)."""
     key = keys.relative_rank_key if relative else keys.rank_key
-    for (study, variant), g in runs.groupby(["study", "variant"]):
-        layer = int(g["hidden_layers"].iloc[0])
-        col = keys.initial(key(float(g["headline"].iloc[0]) if eps is None else eps, layer))
-        if col not in g:
-            continue
-        mask = treated(g)
-        for base_arm, base in g[~mask].groupby("arm"):
-            for treat_arm, treat in g[mask].groupby("arm"):
-                m = base[["seed", col]].merge(treat[["seed", col]], on="seed", suffixes=("_b", "_t"))
-                rows += [{"study": study, "variant": variant, "task": g["task"].iloc[0], "arch": g["arch"].iloc[0],
-                          "baseline": base_arm, "treatment": treat_arm, "seed": s, "base": b, "treat": t}
-                         for s, b, t in zip(m["seed"], m[f"{col}_b"], m[f"{col}_t"])]
-    return pd.DataFrame(rows)
+
+    def value(g: pd.DataFrame) -> pd.Series | None:
+        col = keys.initial(key(float(g["headline"].iloc[0]) if eps is None else eps, int(g["hidden_layers"].iloc[0])))
+        return g[col] + 1 if col in g else None
+
+    return value
 
 
 def initial_rank(runs: pd.DataFrame, spec: ClaimSpec) -> Judgement:
     """The last hidden layer's initial ε-rank (headline ε), treatment over baseline: the paired log ratio
-    log((r_t + 1)/(r_b + 1)) per cell, pooled (a rank of 0 stays finite)."""
-    pairs = paired_initial_ranks(runs).dropna() if not runs.empty else pd.DataFrame()
+    log((r_t + 1)/(r_b + 1)) per cell, pooled."""
+    pairs = paired_log_ratios(runs, initial_rank_of(), higher_is_better=True) if not runs.empty else pd.DataFrame()
     if pairs.empty:
         return _untested(spec, "no paired runs")
-    pooled = _rank_effect(pairs)
-    judged = _from_pooled(spec, pooled, f"median initial rank {pairs['treat'].median():g} (treatment) vs "
-                          f"{pairs['base'].median():g} (baseline), headline ε", "§ per study, column initial_rank; "
-                          "layerwise tables", "at initialisation (step 0)")
+    judged = _from_pooled(spec, pool(cell_effects(pairs)), f"median initial rank {pairs['treat'].median() - 1:g} "
+                          f"(treatment) vs {pairs['base'].median() - 1:g} (baseline), headline ε",
+                          "§ per study, column initial_rank; layerwise tables", "at initialisation (step 0)")
     judged.sensitivity = _eps_sensitivity(runs)
     return judged
-
-
-def _rank_effect(pairs: pd.DataFrame) -> Pooled | None:
-    return pool(cell_effects(pairs.assign(d=np.log((pairs["treat"] + 1) / (pairs["base"] + 1)))))
 
 
 def _eps_sensitivity(runs: pd.DataFrame) -> str:
@@ -147,12 +133,11 @@ def _eps_sensitivity(runs: pd.DataFrame) -> str:
     parts, signs = [], set()
     for relative in (False, True):
         for eps in eps_all:
-            pairs = paired_initial_ranks(runs, eps, relative).dropna()
-            pooled = _rank_effect(pairs) if not pairs.empty else None
+            pairs = paired_log_ratios(runs, initial_rank_of(eps, relative), higher_is_better=True)
+            pooled = pool(cell_effects(pairs)) if not pairs.empty else None
             if pooled is None:
                 continue
-            sign = 1 if pooled.low > 0 else -1 if pooled.high < 0 else 0
-            signs.add(sign)
+            signs.add(1 if pooled.low > 0 else -1 if pooled.high < 0 else 0)
             parts.append(f"{'relative ' if relative else ''}ε = {keys.fmt_num(eps)}: {pooled.ratio}")
     if not parts:
         return "—"
@@ -166,10 +151,10 @@ def _budget(runs: pd.DataFrame) -> str:
     return f"{'/'.join(map(str, steps))} steps, {'/'.join(map(str, seeds))} seeds per arm and cell"
 
 
-def _paired(runs: pd.DataFrame, spec: ClaimSpec, measure: str, what: str) -> Judgement:
+def _paired(runs: pd.DataFrame, spec: ClaimSpec, value, what: str) -> Judgement:
     if runs.empty:
         return _untested(spec, "no recorded cell")
-    pairs = paired_log_ratios(runs, measure)
+    pairs = paired_log_ratios(runs, value)
     if pairs.empty:
         return _untested(spec, "no paired treatment and baseline runs")
     cells = cell_effects(pairs)
@@ -179,13 +164,13 @@ def _paired(runs: pd.DataFrame, spec: ClaimSpec, measure: str, what: str) -> Jud
 
 def speed(runs: pd.DataFrame, spec: ClaimSpec) -> Judgement:
     """Restricted steps to each cell's first target, baseline over treatment (analysis.pooled), pooled."""
-    return _paired(runs, spec, "speed", "steps to the first target within the budget (a run that never got "
+    return _paired(runs, spec, restricted_steps, "steps to the first target within the budget (a run that never got "
                    "there counts the budget), baseline over treatment")
 
 
 def accuracy(runs: pd.DataFrame, spec: ClaimSpec) -> Judgement:
     """Final relative L2 error, baseline over treatment, pooled."""
-    return _paired(runs, spec, "accuracy", "final relative L2 error, baseline over treatment")
+    return _paired(runs, spec, final_error, "final relative L2 error, baseline over treatment")
 
 
 def per_run_staircase(curves: dict[str, list[pd.DataFrame]]) -> pd.DataFrame:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,26 +67,36 @@ class Pooled:
         return next((n for n in range(2, MAX_SEEDS + 1) if power.power(size, n, ALPHA) >= POWER), None)
 
 
-def paired_log_ratios(runs: pd.DataFrame, measure: str) -> pd.DataFrame:
-    """One row per cell and seed pair: CELL, baseline, treatment, seed, d (``measure``: 'speed' or 'accuracy')."""
+def paired_log_ratios(runs: pd.DataFrame, value: Callable[[pd.DataFrame], pd.Series | None],
+                      higher_is_better: bool = False) -> pd.DataFrame:
+    """One row per cell and seed pair: CELL, baseline, treatment, seed, both runs' values (``base``, ``treat``)
+    and d, the log ratio oriented so that d > 0 favours the treatment (baseline over treatment, or the reverse
+    when ``higher_is_better``). ``value(cell's runs)``: one positive number per run, or None when the cell has
+    none (:func:`restricted_steps`, :func:`final_error`, or a claim's own)."""
     rows = []
     for cell, g in runs.groupby(CELL, sort=True):
         treatments, baselines = arms_by_role(g)
-        value = _restricted_steps(g) if measure == "speed" else g.get(keys.final(keys.EVAL_REL_L2))
-        if value is None:
+        values = value(g)
+        if values is None:
             continue
-        g = g.assign(value=value.astype(float))
+        g = g.assign(value=values.astype(float))
         for b in baselines:
             for t in treatments:
                 m = g[g["arm"] == b][["seed", "value"]].merge(g[g["arm"] == t][["seed", "value"]], on="seed",
                                                               suffixes=("_b", "_t"))
                 m = m[(m["value_b"] > 0) & (m["value_t"] > 0)]
-                rows += [{**dict(zip(CELL, cell)), "baseline": b, "treatment": t, "seed": s,
-                          "d": math.log(vb / vt)} for s, vb, vt in zip(m["seed"], m["value_b"], m["value_t"])]
+                rows += [{**dict(zip(CELL, cell)), "baseline": b, "treatment": t, "seed": s, "base": vb, "treat": vt,
+                          "d": math.log(vt / vb) if higher_is_better else math.log(vb / vt)}
+                         for s, vb, vt in zip(m["seed"], m["value_b"], m["value_t"])]
     return pd.DataFrame(rows)
 
 
-def _restricted_steps(g: pd.DataFrame) -> pd.Series:
+def final_error(g: pd.DataFrame) -> pd.Series | None:
+    """The final relative L2 error per run (None when the runs did not record it)."""
+    return g.get(keys.final(keys.EVAL_REL_L2))
+
+
+def restricted_steps(g: pd.DataFrame) -> pd.Series:
     """min(steps to the cell's first target, budget) per run: the budget when it never got there."""
     tau = max(g["thresholds"].iloc[0])
     reached = g[keys.steps_to(tau)] if keys.steps_to(tau) in g else pd.Series(np.nan, index=g.index)

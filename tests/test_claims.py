@@ -10,7 +10,7 @@ import pytest
 from analysis import claims
 from analysis.catalogue import ClaimSpec
 from analysis.claims import Evidence, Verdict
-from analysis.pooled import cell_effects, paired_log_ratios, pool
+from analysis.pooled import cell_effects, final_error, paired_log_ratios, pool, restricted_steps
 
 SPEC = ClaimSpec(claim="claim", source="paper", test="speed", studies=["s"])
 
@@ -41,7 +41,7 @@ def runs(ranks_base, ranks_treat, final_base=None, final_treat=None, err_base=No
 def test_a_cell_is_the_mean_paired_log_ratio_with_its_t_interval():
     # error ratios 2, 4, 2, 4 → log ratios ln2, ln4, ln2, ln4: mean 1.5 ln 2, s = ln2/√3 · √(4/3)… known exactly
     table = runs([1] * 4, [9] * 4, err_base=[0.2, 0.4, 0.2, 0.4], err_treat=[0.1] * 4)
-    cell = cell_effects(paired_log_ratios(table, "accuracy")).iloc[0]
+    cell = cell_effects(paired_log_ratios(table, final_error)).iloc[0]
     d = np.log([2, 4, 2, 4])
     half = 3.182446305284263 * d.std(ddof=1) / 2  # t(0.975, 3) · s/√4
     assert cell["pairs"] == 4 and cell["effect"] == pytest.approx(d.mean())
@@ -51,10 +51,10 @@ def test_a_cell_is_the_mean_paired_log_ratio_with_its_t_interval():
 def test_steps_never_reached_count_the_budget():
     # baseline: 400, 400 and never (→ 1000); treatment: 100 each: log ratios ln 4, ln 4, ln 10
     table = runs([1] * 3, [9] * 3, reach_base=[400, 400, None], reach_treat=[100, 100, 100])
-    d = sorted(paired_log_ratios(table, "speed")["d"])
+    d = sorted(paired_log_ratios(table, restricted_steps)["d"])
     assert d == pytest.approx(sorted(np.log([4, 4, 10])))
     both_missed = runs([1] * 2, [9] * 2, reach_base=[None, None], reach_treat=[None, None])
-    assert list(paired_log_ratios(both_missed, "speed")["d"]) == [0.0, 0.0]  # no evidence either way
+    assert list(paired_log_ratios(both_missed, restricted_steps)["d"]) == [0.0, 0.0]  # no evidence either way
 
 
 def test_cells_pool_to_a_random_effects_mean_with_heterogeneity():
@@ -137,7 +137,7 @@ def test_the_treatment_is_the_recorded_role_not_the_name():
     baseline (a user's study comparing SFLI variants) is a baseline."""
     table = runs([1, 2, 1, 1], [40, 38, 41, 39])
     mine = table.assign(init=table["init"].replace("sfli", "lecun_treatment"), arm=table["arm"].replace("sfli", "mine"))
-    pairs = claims.paired_initial_ranks(mine)
+    pairs = paired_log_ratios(mine, claims.initial_rank_of(), higher_is_better=True)
     assert set(pairs["treatment"]) == {"mine"} and set(pairs["baseline"]) == {"xavier"}
     swapped = table.assign(init_role=table["init_role"].map({"baseline": "treatment", "treatment": "baseline"}))
     spec = SPEC.model_copy(update={"test": "initial_rank"})
