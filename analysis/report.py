@@ -23,6 +23,7 @@ from . import columns, figures
 from . import html as page
 from .condensation import condensation_table, convention_check, first_above_2p, stage_step, with_stage
 from .curves import common_window, curves_of
+from .figure_cache import figures_of, fingerprint
 from .formats import html_table, markdown, write
 from .runs import artifact_json, history, load_runs, parent_tags, search_trials, unfinished
 from .summary import compact, summary_table
@@ -143,7 +144,8 @@ def build_report(uri: str, studies: list[str] | None, out: Path, with_figures: b
                  execution: int | None = None, audit: str | None = None, store: str | None = None) -> Report:
     """The report of ``studies`` (all recorded studies when None) in the folder ``out``: tables (CSV, Markdown,
     LaTeX), figures, report.md and report.html. ``audit``: the Optuna storage of the studies' searches
-    (pipelines.audit), for the tuning figures; ``store``: the store as the user named it, for the pages."""
+    (pipelines.audit), for the tuning figures; ``store``: the store as the user named it, for the pages. Figures
+    already drawn in ``out`` from the same runs by the same code are reused (analysis.figure_cache)."""
     runs = load_runs(uri, studies, execution=execution)
     label = ", ".join(studies) if studies else "all studies"
     if runs.empty:
@@ -155,8 +157,8 @@ def build_report(uri: str, studies: list[str] | None, out: Path, with_figures: b
     speed, curves, tables = _tables(uri, runs, executions)
     files = [f for name, _, table in tables if not table.empty
              for f in write(table, out, name, tex=name != "speedup")]
-    figure_files = _figures(uri, runs, curves, speed, out) if with_figures else []
-    figure_files += _tuning_figures(runs, audit, out) if with_figures and audit else []
+    figure_files = figures_of(out, fingerprint(runs, audit), lambda: _figures(uri, runs, curves, speed, out) + (
+        _tuning_figures(runs, audit, out) if audit else [])) if with_figures else []
     statuses = ", ".join(f"{k} {v}" for k, v in runs["status"].value_counts().items())
     which = ", ".join(f"{s} execution {e}" for s, e in executions.items())
     intro = (f"{len(runs)} evaluation runs ({statuses}) of {which}; tracking store {store or 'as given'}. "

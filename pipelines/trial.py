@@ -28,7 +28,6 @@ import torch
 import yaml
 from ray import tune
 
-from analysis.figures import condensation_heatmap
 from sfli_core import keys, record
 from sfli_core.condensation import input_weights, layer_counts
 from sfli_core.config import RunConfig
@@ -294,6 +293,10 @@ def _artifacts(tracker: Tracker, run_id: str, cfg: RunConfig, result: RunResult,
         staircase_plot(result.history, cfg.rank.headline, result.n_layers, d / record.STAIRCASE_FILE, title)
         names = [record.CONFIG_FILE, record.SPECTRA_FILE, record.STAIRCASE_FILE]
         if u_start is not None:  # the weights, for the report's figure; a preview for the UI
+            # imported here: the report's figure code (and SciPy through it) only where a run needs it, so a
+            # trial actor starts without them
+            from analysis.figures import condensation_heatmap
+
             weights = {record.WEIGHTS_START: u_start.tolist(), record.WEIGHTS_END: u_end.tolist()}
             if result.weights:  # condensation.track: the weights at every logging step too
                 weights[record.WEIGHTS_STEPS] = {str(step): u for step, u in sorted(result.weights.items())}

@@ -11,8 +11,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.cluster.hierarchy import fcluster, linkage
-from scipy.spatial.distance import squareform
 
 from . import keys
 from .models import Dense, condensation_layers
@@ -59,6 +57,11 @@ def _cluster_sizes(unit: torch.Tensor, threshold: float, signed: bool) -> list[i
     ``threshold`` (similarity cos, or |cos| when u and −u are to be merged into a line)."""
     if len(unit) == 1:
         return [1]
+    # SciPy's clustering imported where it is used: a trial actor that never counts condensation starts
+    # without it (half a second of every actor's start-up here)
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import squareform
+
     cos = (unit @ unit.T).clamp(-1, 1).numpy()
     dist = 1 - (cos if signed else np.abs(cos))
     np.fill_diagonal(dist, 0)

@@ -14,6 +14,7 @@ from mlflow.tracking import MlflowClient
 
 from analysis.formats import latex_escape
 from analysis.report import build_report
+from analysis.runs import load_runs
 from pipelines.reporting import report
 
 STEPS = [0, 100, 200, 300, 400]
@@ -260,3 +261,44 @@ def test_report_pages_name_the_store_as_the_user_did_and_no_folder_of_this_machi
     held = report("toy", runs="runs", uri=f"sqlite:///{tmp_path / 'runs' / 'mlflow.db'}", out="out2",
                   with_figures=False)
     assert "tracking store runs/mlflow.db" in held.markdown and str(tmp_path) not in held.markdown
+
+
+def test_figures_are_reused_only_while_their_runs_and_code_are_unchanged(toy, tmp_path, monkeypatch):
+    """A second report of the same runs draws nothing (same files, untouched); a run whose outcome changed,
+    tuning figures, other drawing code, a deleted figure or a damaged manifest draw them again."""
+    from analysis import figure_cache
+
+    first = build_report(toy[0], ["toy"], tmp_path)
+    pngs = sorted(p for p in first.files if p.suffix == ".png")
+    stamps = {p: p.stat().st_mtime_ns for p in pngs}
+    again = build_report(toy[0], ["toy"], tmp_path)
+    assert sorted(p for p in again.files if p.suffix == ".png") == pngs and again.markdown == first.markdown
+    assert {p: p.stat().st_mtime_ns for p in pngs} == stamps  # reused, not redrawn
+
+    runs = load_runs(toy[0], ["toy"])
+    key = figure_cache.fingerprint(runs, None)
+    assert key == figure_cache.fingerprint(runs.sample(frac=1, random_state=0), None)  # order is not content
+    changed = runs.copy()
+    changed.loc[0, "final/eval/rel_l2"] *= 1 + 1e-12  # a resumed run that trained on
+    assert figure_cache.fingerprint(changed, None) != key
+    assert figure_cache.fingerprint(runs, "sqlite:///audit.db") != key  # tuning figures drawn too
+    with monkeypatch.context() as m:
+        m.setattr(figure_cache, "_code_digest", lambda: "other code")
+        assert figure_cache.fingerprint(runs, None) != key
+
+    folder = tmp_path / "cache"
+    folder.mkdir()
+    calls = []
+
+    def draw():
+        calls.append(1)
+        (folder / "x.png").write_bytes(b"png")
+        return [folder / "x.png"]
+
+    for expected_calls, damage in ((1, None), (1, None), (2, lambda: (folder / "x.png").unlink()),
+                                   (3, lambda: (folder / figure_cache.MANIFEST).write_text("{")),
+                                   (4, "other key")):
+        if callable(damage):
+            damage()
+        assert figure_cache.figures_of(folder, damage if isinstance(damage, str) else key, draw) == [folder / "x.png"]
+        assert len(calls) == expected_calls, damage
