@@ -59,8 +59,11 @@ class Judgement:
     direction: int = 0  # the sign of the pooled effect: +1 the claimed direction
 
 
-def _from_pooled(spec: ClaimSpec, pooled: Pooled | None, what: str, evidence: str, budget: str) -> Judgement:
-    """A judgement from a pooled effect; the verdict is set by :func:`judge` once p is adjusted."""
+def _from_pooled(spec: ClaimSpec, pooled: Pooled | None, what: str, evidence: str, budget: str,
+                 first_seed: int = 0) -> Judgement:
+    """A judgement from a pooled effect; the verdict is set by :func:`judge` once p is adjusted. ``first_seed``:
+    the first evaluation seed of the evidence, where the seeds a decision would need start (the study's own
+    range, so that more seeds extend it and never reuse another study's)."""
     if pooled is None:
         return _untested(spec, f"no cell with two or more seed pairs ({what})")
     heterogeneity = (f"; τ² = {pooled.tau2:.2g}, I² = {pooled.i2:.0%}" if pooled.cells > 1 else "")
@@ -70,7 +73,8 @@ def _from_pooled(spec: ClaimSpec, pooled: Pooled | None, what: str, evidence: st
            f"mean log ratio {pooled.effect:+.3f} (one cell: paired t on {pooled.pairs - 1} df)")
     statistic = f"{what}: {how}, p = {pooled.p:.2g}"
     needed = pooled.seeds_needed()
-    seeds = (f"{needed}: --set evaluate.seeds=[{', '.join(str(s) for s in range(needed))}]" if needed and needed <= 64
+    seeds = (f"{needed}: --set 'evaluate.seeds=[{', '.join(str(s) for s in range(first_seed, first_seed + needed))}]'"
+             if needed and needed <= 64
              else f"{needed}" if needed else "—")
     return Judgement(spec.claim, spec.source, Verdict.INCONCLUSIVE, effect, statistic, seeds, evidence, budget,
                      p=pooled.p, direction=int(math.copysign(1, pooled.effect)) if pooled.effect else 0)
@@ -121,7 +125,8 @@ def initial_rank(runs: pd.DataFrame, spec: ClaimSpec) -> Judgement:
         return _untested(spec, "no paired runs")
     judged = _from_pooled(spec, pool(cell_effects(pairs)), f"median initial rank {pairs['treat'].median() - 1:g} "
                           f"(treatment) vs {pairs['base'].median() - 1:g} (baseline), headline ε",
-                          "§ per study, column initial_rank; layerwise tables", "at initialisation (step 0)")
+                          "§ per study, column initial_rank; layerwise tables", "at initialisation (step 0)",
+                          int(pairs["seed"].min()))
     judged.sensitivity = _eps_sensitivity(runs)
     return judged
 
@@ -159,7 +164,8 @@ def _paired(runs: pd.DataFrame, spec: ClaimSpec, value, what: str) -> Judgement:
         return _untested(spec, "no paired treatment and baseline runs")
     cells = cell_effects(pairs)
     studies = ", ".join(sorted(cells["study"].unique()))
-    return _from_pooled(spec, pool(cells), what, f"speed-up tables of {studies}", _budget(runs))
+    return _from_pooled(spec, pool(cells), what, f"speed-up tables of {studies}", _budget(runs),
+                        int(pairs["seed"].min()))
 
 
 def speed(runs: pd.DataFrame, spec: ClaimSpec) -> Judgement:

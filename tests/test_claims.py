@@ -85,9 +85,10 @@ def test_verdicts_come_from_the_pooled_effect_adjusted_across_the_page():
     assert table.loc[0, "effect"].startswith("4")  # ≈ 4× lower error, over 2 cells, 16 pairs
     assert "over 2 cells, 16 pairs" in table.loc[0, "effect"]
     assert claims.judge(Evidence("", worse), [spec]).loc[0, "verdict"] == Verdict.CONTRADICTED
-    undecided = claims.judge(Evidence("", noise), [spec]).loc[0]
+    undecided = claims.judge(Evidence("", noise.assign(seed=noise["seed"] + 100)), [spec]).loc[0]
     assert undecided["verdict"] == Verdict.INCONCLUSIVE
-    assert undecided["seeds_needed"] == "38: --set evaluate.seeds=[" + ", ".join(map(str, range(38))) + "]"
+    # the seeds it would need, from the study's own first evaluation seed on (never another study's)
+    assert undecided["seeds_needed"] == "38: --set 'evaluate.seeds=[" + ", ".join(map(str, range(100, 138))) + "]'"
     # Holm across claims: a p of 0.03 alone supports, beside four more claims it does not
     one = claims._from_pooled(spec, None, "", "", "")
     assert one.verdict == Verdict.NOT_TESTED
