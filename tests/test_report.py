@@ -263,15 +263,15 @@ def test_report_pages_name_the_store_as_the_user_did_and_no_folder_of_this_machi
     assert "tracking store runs/mlflow.db" in held.markdown and str(tmp_path) not in held.markdown
 
 
-def test_figures_are_reused_only_while_their_runs_and_code_are_unchanged(toy, tmp_path, monkeypatch):
+def test_figures_are_reused_only_while_their_runs_and_code_are_unchanged(toy, toy_report, tmp_path, monkeypatch):
     """A second report of the same runs draws nothing (same files, untouched); a run whose outcome changed,
     tuning figures, other drawing code, a deleted figure or a damaged manifest draw them again."""
     from analysis import figure_cache
 
-    first = build_report(toy[0], ["toy"], tmp_path)
+    first, out = toy_report
     pngs = sorted(p for p in first.files if p.suffix == ".png")
     stamps = {p: p.stat().st_mtime_ns for p in pngs}
-    again = build_report(toy[0], ["toy"], tmp_path)
+    again = build_report(toy[0], ["toy"], out)  # the same report again, into its own folder
     assert sorted(p for p in again.files if p.suffix == ".png") == pngs and again.markdown == first.markdown
     assert {p: p.stat().st_mtime_ns for p in pngs} == stamps  # reused, not redrawn
 
