@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 QUIET = {
     "MLFLOW_DISABLE_TELEMETRY": "true",
@@ -30,6 +31,9 @@ def quiet() -> None:
     for key, value in QUIET.items():
         os.environ.setdefault(key, value)
     logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
+    tune_util = sys.modules.get("ray.tune.utils.util")
+    if tune_util is not None:  # Tune reads its threshold once, when imported (the driver imports it first)
+        tune_util.warn_if_slow.DEFAULT_THRESHOLD = float(os.environ["TUNE_WARN_THRESHOLD_S"])
 
 
 def loopback_only() -> None:
