@@ -38,7 +38,8 @@ def tuning_figure(trials: list[optuna.trial.FrozenTrial], chosen: dict, path: Pa
     knobs = sorted({k for t in trials for k in t.params})
     if not knobs:
         return []
-    fig, axes = plt.subplots(1, len(knobs), figsize=(4.2 * len(knobs), 3.4), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(1, len(knobs), figsize=(4.2 * len(knobs), 3.6), squeeze=False, sharey=True,
+                             layout="constrained")
     axes[0][0].set_ylabel("objective (lower is better)")
     for ax, knob in zip(axes[0], knobs):
         for state, marker, label in ((TrialState.COMPLETE, "o", "complete"), (TrialState.PRUNED, PRUNED_MARK,
@@ -58,7 +59,7 @@ def tuning_figure(trials: list[optuna.trial.FrozenTrial], chosen: dict, path: Pa
             for end in (distribution.low, distribution.high):
                 ax.axvline(end, color="grey", linestyle=":", linewidth=1)
         ax.set_xlabel(knob)
-    axes[0][0].legend(fontsize=7)
+    # below the panels: inside one it would hide the trials at the edge a reader looks for
+    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="outside lower center", ncols=3, fontsize=7)
     fig.suptitle(title + "; dotted: the searched range", fontsize=9)
-    fig.tight_layout()
     return save(fig, path)
