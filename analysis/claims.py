@@ -60,10 +60,9 @@ class Judgement:
 
 
 def _from_pooled(spec: ClaimSpec, pooled: Pooled | None, what: str, evidence: str, budget: str,
-                 first_seed: int = 0) -> Judgement:
-    """A judgement from a pooled effect; the verdict is set by :func:`judge` once p is adjusted. ``first_seed``:
-    the first evaluation seed of the evidence, where the seeds a decision would need start (the study's own
-    range, so that more seeds extend it and never reuse another study's)."""
+                 pairs: pd.DataFrame | None = None) -> Judgement:
+    """A judgement from a pooled effect; the verdict is set by :func:`judge` once p is adjusted. ``pairs``:
+    the seed pairs behind it (study, seed), for the seeds a decision would need."""
     if pooled is None:
         return _untested(spec, f"no cell with two or more seed pairs ({what})")
     heterogeneity = (f"; τ² = {pooled.tau2:.2g}, I² = {pooled.i2:.0%}" if pooled.cells > 1 else "")
@@ -72,12 +71,25 @@ def _from_pooled(spec: ClaimSpec, pooled: Pooled | None, what: str, evidence: st
            f"{pooled.cells - 1} df; cells that share an arm counted as independent)" if pooled.cells > 1 else
            f"mean log ratio {pooled.effect:+.3f} (one cell: paired t on {pooled.pairs - 1} df)")
     statistic = f"{what}: {how}, p = {pooled.p:.2g}"
-    needed = pooled.seeds_needed()
-    seeds = (f"{needed}: --set 'evaluate.seeds=[{', '.join(str(s) for s in range(first_seed, first_seed + needed))}]'"
-             if needed and needed <= 64
-             else f"{needed}" if needed else "—")
+    seeds = _seeds_needed(pooled, pairs)
     return Judgement(spec.claim, spec.source, Verdict.INCONCLUSIVE, effect, statistic, seeds, evidence, budget,
                      p=pooled.p, direction=int(math.copysign(1, pooled.effect)) if pooled.effect else 0)
+
+
+def _seeds_needed(pooled: Pooled, pairs: pd.DataFrame | None) -> str:
+    """What would decide the claim if it stays inconclusive: evaluation seeds per cell (with the --set line
+    that runs them when the evidence is one study: its own seed range, extended), or more cells where the
+    spread between cells keeps it undecided at any number of seeds."""
+    needed = pooled.seeds_needed()
+    if needed is None:
+        return (f"more cells, not seeds (between-cell τ² = {pooled.tau2:.2g} keeps it undecided at any number "
+                "of seeds)" if pooled.cells_decide() else "—")
+    studies = sorted(pairs["study"].unique()) if pairs is not None else []
+    if len(studies) != 1:
+        return f"{needed} per cell" + (f" (in each of {', '.join(studies)})" if studies else "")
+    first = int(pairs["seed"].min())
+    seeds = ", ".join(str(s) for s in range(first, first + needed))
+    return f"{needed} per cell: sfli run studies/{studies[0]}.yaml --set 'evaluate.seeds=[{seeds}]'"
 
 
 @dataclass
@@ -125,8 +137,7 @@ def initial_rank(runs: pd.DataFrame, spec: ClaimSpec) -> Judgement:
         return _untested(spec, "no paired runs")
     judged = _from_pooled(spec, pool(cell_effects(pairs)), f"median initial rank {pairs['treat'].median() - 1:g} "
                           f"(treatment) vs {pairs['base'].median() - 1:g} (baseline), headline ε",
-                          "§ per study, column initial_rank; layerwise tables", "at initialisation (step 0)",
-                          int(pairs["seed"].min()))
+                          "§ per study, column initial_rank; layerwise tables", "at initialisation (step 0)", pairs)
     judged.sensitivity = _eps_sensitivity(runs)
     return judged
 
@@ -164,8 +175,7 @@ def _paired(runs: pd.DataFrame, spec: ClaimSpec, value, what: str) -> Judgement:
         return _untested(spec, "no paired treatment and baseline runs")
     cells = cell_effects(pairs)
     studies = ", ".join(sorted(cells["study"].unique()))
-    return _from_pooled(spec, pool(cells), what, f"speed-up tables of {studies}", _budget(runs),
-                        int(pairs["seed"].min()))
+    return _from_pooled(spec, pool(cells), what, f"speed-up tables of {studies}", _budget(runs), pairs)
 
 
 def speed(runs: pd.DataFrame, spec: ClaimSpec) -> Judgement:

@@ -88,10 +88,30 @@ def test_verdicts_come_from_the_pooled_effect_adjusted_across_the_page():
     undecided = claims.judge(Evidence("", noise.assign(seed=noise["seed"] + 100)), [spec]).loc[0]
     assert undecided["verdict"] == Verdict.INCONCLUSIVE
     # the seeds it would need, from the study's own first evaluation seed on (never another study's)
-    assert undecided["seeds_needed"] == "38: --set 'evaluate.seeds=[" + ", ".join(map(str, range(100, 138))) + "]'"
+    assert undecided["seeds_needed"] == ("38 per cell: sfli run studies/s.yaml --set 'evaluate.seeds=["
+                                         + ", ".join(map(str, range(100, 138))) + "]'")
     # Holm across claims: a p of 0.03 alone supports, beside four more claims it does not
     one = claims._from_pooled(spec, None, "", "", "")
     assert one.verdict == Verdict.NOT_TESTED
+
+
+def test_seeds_needed_across_cells_stop_where_the_spread_between_cells_dominates():
+    """Random effects over k = 5 cells: SE(n) = sqrt((τ² + sd²/n)/k), decided when |effect|/SE reaches
+    t_0.975 + t_0.80 on 4 df = 2.776 + 0.941 = 3.717. Effect 0.5, sd 1, τ² = 0.02: n = 15 is the first with
+    0.5/sqrt((0.02 + 1/n)/5) ≥ 3.717 (n = 14: 3.698, n = 15: 3.798). With τ² = 0.2 even n → ∞ leaves
+    0.5/sqrt(0.04) = 2.5: more cells, not seeds."""
+    from analysis.pooled import Pooled
+
+    near = Pooled(effect=0.5, low=-0.1, high=1.1, p=0.08, cells=5, pairs=40, tau2=0.02, i2=0.3, sd=1.0)
+    assert near._z_needed() == pytest.approx(2.776 + 0.941, abs=2e-3)
+    assert near.seeds_needed() == 15 and not near.cells_decide()
+    spread = Pooled(effect=0.5, low=-0.3, high=1.3, p=0.15, cells=5, pairs=40, tau2=0.2, i2=0.9, sd=1.0)
+    assert spread.seeds_needed() is None and spread.cells_decide()
+    assert "more cells, not seeds" in claims._seeds_needed(spread, None)
+    one = Pooled(effect=0.1, low=-0.08, high=0.28, p=0.23, cells=1, pairs=8, tau2=0.0, i2=0.0, sd=0.214)
+    assert one.seeds_needed() == 38  # a paired t-test's own power (statsmodels), as in the verdict test
+    pairs = pd.DataFrame({"study": ["a", "b"], "seed": [0, 100]})
+    assert claims._seeds_needed(near, pairs) == "15 per cell (in each of a, b)"  # no one --set line for two
 
 
 def test_holm_adjustment_spans_the_claims_of_the_page(monkeypatch):
