@@ -57,6 +57,8 @@ class Judgement:
     sensitivity: str = "—"  # the verdict's dependence on ε, where ε enters
     p: float = math.nan  # the pooled effect's p (adjusted across the page by judge()); NaN for own rules
     direction: int = 0  # the sign of the pooled effect: +1 the claimed direction
+    pooled: Pooled | None = None  # the pooled effect and its seed pairs, for the seeds a decision would need
+    pairs: pd.DataFrame | None = None
 
 
 def _from_pooled(spec: ClaimSpec, pooled: Pooled | None, what: str, evidence: str, budget: str,
@@ -71,19 +73,19 @@ def _from_pooled(spec: ClaimSpec, pooled: Pooled | None, what: str, evidence: st
            f"{pooled.cells - 1} df; cells that share an arm counted as independent)" if pooled.cells > 1 else
            f"mean log ratio {pooled.effect:+.3f} (one cell: paired t on {pooled.pairs - 1} df)")
     statistic = f"{what}: {how}, p = {pooled.p:.2g}"
-    seeds = _seeds_needed(pooled, pairs)
-    return Judgement(spec.claim, spec.source, Verdict.INCONCLUSIVE, effect, statistic, seeds, evidence, budget,
-                     p=pooled.p, direction=int(math.copysign(1, pooled.effect)) if pooled.effect else 0)
+    return Judgement(spec.claim, spec.source, Verdict.INCONCLUSIVE, effect, statistic, "—", evidence, budget,
+                     p=pooled.p, direction=int(math.copysign(1, pooled.effect)) if pooled.effect else 0,
+                     pooled=pooled, pairs=pairs)
 
 
-def _seeds_needed(pooled: Pooled, pairs: pd.DataFrame | None) -> str:
-    """What would decide the claim if it stays inconclusive: evaluation seeds per cell (with the --set line
-    that runs them when the evidence is one study: its own seed range, extended), or more cells where the
+def _seeds_needed(pooled: Pooled, pairs: pd.DataFrame | None, alpha: float = ALPHA) -> str:
+    """What would decide an inconclusive claim at level ``alpha``: evaluation seeds per cell (with the --set
+    line that runs them when the evidence is one study: its own seed range, extended), or more cells where the
     spread between cells keeps it undecided at any number of seeds."""
-    needed = pooled.seeds_needed()
+    needed = pooled.seeds_needed(alpha)
     if needed is None:
         return (f"more cells, not seeds (between-cell τ² = {pooled.tau2:.2g} keeps it undecided at any number "
-                "of seeds)" if pooled.cells_decide() else "—")
+                "of seeds)" if pooled.cells_decide(alpha) else "—")
     studies = sorted(pairs["study"].unique()) if pairs is not None else []
     if len(studies) != 1:
         return f"{needed} per cell" + (f" (in each of {', '.join(studies)})" if studies else "")
@@ -322,9 +324,10 @@ def judge(evidence: Evidence, specs: list[ClaimSpec]) -> pd.DataFrame:
             j.p = float(p)
             j.verdict = (Verdict.INCONCLUSIVE if p >= ALPHA or j.direction == 0 else
                          Verdict.SUPPORTED if j.direction > 0 else Verdict.CONTRADICTED)
-            if j.verdict != Verdict.INCONCLUSIVE:
-                j.seeds_needed = "—"
-    rows = [{**{k: v for k, v in vars(j).items() if k not in ("p", "direction")},
+            if j.verdict == Verdict.INCONCLUSIVE and j.pooled is not None:
+                # at Bonferroni's α/m, the strictest level Holm's adjustment across the m claims applies
+                j.seeds_needed = _seeds_needed(j.pooled, j.pairs, ALPHA / len(pooled))
+    rows = [{**{k: v for k, v in vars(j).items() if k not in ("p", "direction", "pooled", "pairs")},
              "p_adj": f"{j.p:.2g}" if not math.isnan(j.p) else "—"} for j in judged]
     order = ["claim", "source", "verdict", "effect", "p_adj", "statistic", "sensitivity", "seeds_needed", "evidence",
              "budget"]

@@ -57,9 +57,9 @@ class Pooled:
     def ratio(self) -> str:
         return f"{math.exp(self.effect):.3g}× [{math.exp(self.low):.3g}, {math.exp(self.high):.3g}]"
 
-    def seeds_needed(self) -> int | None:
+    def seeds_needed(self, alpha: float = ALPHA) -> int | None:
         """Evaluation seeds per cell that would decide the claim at the observed effect and spreads with 80 %
-        power at α = 0.05: one cell, a paired t-test (statsmodels); several, the random-effects test on k − 1
+        power at level ``alpha``: one cell, a paired t-test (statsmodels); several, the random-effects test on k − 1
         df, whose standard error sqrt((τ² + sd²/n)/k) shrinks with the seeds n only down to sqrt(τ²/k) — None
         when even that cannot decide it (or the effect is 0, the spread unknown): more cells would, not more
         seeds (:meth:`cells_decide`)."""
@@ -67,21 +67,21 @@ class Pooled:
             return None
         if self.cells == 1:
             power, size = TTestPower(), abs(self.effect) / self.sd
-            return next((n for n in range(2, MAX_SEEDS + 1) if power.power(size, n, ALPHA) >= POWER), None)
-        need = self._z_needed()
+            return next((n for n in range(2, MAX_SEEDS + 1) if power.power(size, n, alpha) >= POWER), None)
+        need = self._z_needed(alpha)
         return next((n for n in range(2, MAX_SEEDS + 1)
                      if abs(self.effect) / math.sqrt((self.tau2 + self.sd ** 2 / n) / self.cells) >= need), None)
 
-    def _z_needed(self) -> float:
+    def _z_needed(self, alpha: float = ALPHA) -> float:
         """|effect| / SE that a two-sided t-test on k − 1 df passes with 80 % power (normal approximation of the
         power: t_{1−α/2} + t_{power})."""
         df = self.cells - 1
-        return float(stats.t.ppf(1 - ALPHA / 2, df) + stats.t.ppf(POWER, df))
+        return float(stats.t.ppf(1 - alpha / 2, df) + stats.t.ppf(POWER, df))
 
-    def cells_decide(self) -> bool:
+    def cells_decide(self, alpha: float = ALPHA) -> bool:
         """Whether the between-cell spread τ² alone keeps the claim undecided at any number of seeds."""
         return (self.cells > 1 and self.tau2 > 0
-                and abs(self.effect) / math.sqrt(self.tau2 / self.cells) < self._z_needed())
+                and abs(self.effect) / math.sqrt(self.tau2 / self.cells) < self._z_needed(alpha))
 
 
 def paired_log_ratios(runs: pd.DataFrame, value: Callable[[pd.DataFrame], pd.Series | None],

@@ -209,8 +209,9 @@ def _head(store: str, present: list[str], provenance: str, verdicts: pd.DataFram
             "cells − 1 df); *supported* = the pooled effect is in the claimed direction with its p, Holm-adjusted "
             "across the claims of this page (p_adj), below 0.05; *contradicted* = the same in the other direction; "
             "*inconclusive* = neither (seeds_needed: evaluation seeds per cell that would decide it at the observed "
-            "effect and spreads with 80 % power — a paired t-test for one cell, the random-effects test for "
-            "several — or \"more cells, not seeds\" where the spread between cells alone keeps it open; "
+            "effect and spreads with 80 % power at level 0.05/m (m: the pooled claims of this page) — a paired "
+            "t-test for one cell, the random-effects test for several — or \"more cells, not seeds\" where the "
+            "spread between cells alone keeps it open; "
             "docs/science.md §6b); *not tested* = no recorded run covers it. The "
             "staircase, depth and condensation claims state their own rule in their statistic. The treatment is "
             "every arm whose initialisation's role is treatment (SFLI, or a scheme registered as one).", "",

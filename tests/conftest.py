@@ -23,9 +23,12 @@ E2E = Path(__file__).resolve().parent / "e2e"
 
 
 def pytest_collection_modifyitems(config, items):
+    """Marks the end-to-end tier, and runs it first: its files take minutes each, the fast tier's seconds, so
+    that the two xdist workers end together (longest jobs first) instead of one waiting out a late long file."""
     for item in items:
         if item.path.is_relative_to(E2E):
             item.add_marker(pytest.mark.e2e)
+    items.sort(key=lambda item: not item.path.is_relative_to(E2E))  # stable: each tier keeps its own order
 
 
 @pytest.fixture(autouse=True, scope="session")
