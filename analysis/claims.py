@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 import pandas as pd
@@ -57,8 +57,8 @@ class Judgement:
     sensitivity: str = "—"  # the verdict's dependence on ε, where ε enters
     p: float = math.nan  # the pooled effect's p (adjusted across the page by judge()); NaN for own rules
     direction: int = 0  # the sign of the pooled effect: +1 the claimed direction
-    pooled: Pooled | None = None  # the pooled effect and its seed pairs, for the seeds a decision would need
-    pairs: pd.DataFrame | None = None
+    pooled: Pooled | None = None  # the pooled effect, and each study's first evaluation seed behind it: for
+    first_seeds: dict[str, int] = field(default_factory=dict)  # the seeds a decision would need
 
 
 def _from_pooled(spec: ClaimSpec, pooled: Pooled | None, what: str, evidence: str, budget: str,
@@ -75,10 +75,11 @@ def _from_pooled(spec: ClaimSpec, pooled: Pooled | None, what: str, evidence: st
     statistic = f"{what}: {how}, p = {pooled.p:.2g}"
     return Judgement(spec.claim, spec.source, Verdict.INCONCLUSIVE, effect, statistic, "—", evidence, budget,
                      p=pooled.p, direction=int(math.copysign(1, pooled.effect)) if pooled.effect else 0,
-                     pooled=pooled, pairs=pairs)
+                     pooled=pooled, first_seeds=pairs.groupby("study")["seed"].min().astype(int).to_dict()
+                     if pairs is not None else {})
 
 
-def _seeds_needed(pooled: Pooled, pairs: pd.DataFrame | None, alpha: float = ALPHA) -> str:
+def _seeds_needed(pooled: Pooled, first_seeds: dict[str, int], alpha: float = ALPHA) -> str:
     """What would decide an inconclusive claim at level ``alpha``: evaluation seeds per cell (with the --set
     line that runs them when the evidence is one study: its own seed range, extended), or more cells where the
     spread between cells keeps it undecided at any number of seeds."""
@@ -86,12 +87,11 @@ def _seeds_needed(pooled: Pooled, pairs: pd.DataFrame | None, alpha: float = ALP
     if needed is None:
         return (f"more cells, not seeds (between-cell τ² = {pooled.tau2:.2g} keeps it undecided at any number "
                 "of seeds)" if pooled.cells_decide(alpha) else "—")
-    studies = sorted(pairs["study"].unique()) if pairs is not None else []
-    if len(studies) != 1:
-        return f"{needed} per cell" + (f" (in each of {', '.join(studies)})" if studies else "")
-    first = int(pairs["seed"].min())
+    if len(first_seeds) != 1:
+        return f"{needed} per cell" + (f" (in each of {', '.join(sorted(first_seeds))})" if first_seeds else "")
+    (study, first), = first_seeds.items()
     seeds = ", ".join(str(s) for s in range(first, first + needed))
-    return f"{needed} per cell: sfli run studies/{studies[0]}.yaml --set 'evaluate.seeds=[{seeds}]'"
+    return f"{needed} per cell: sfli run studies/{study}.yaml --set 'evaluate.seeds=[{seeds}]'"
 
 
 @dataclass
@@ -326,8 +326,8 @@ def judge(evidence: Evidence, specs: list[ClaimSpec]) -> pd.DataFrame:
                          Verdict.SUPPORTED if j.direction > 0 else Verdict.CONTRADICTED)
             if j.verdict == Verdict.INCONCLUSIVE and j.pooled is not None:
                 # at Bonferroni's α/m, the strictest level Holm's adjustment across the m claims applies
-                j.seeds_needed = _seeds_needed(j.pooled, j.pairs, ALPHA / len(pooled))
-    rows = [{**{k: v for k, v in vars(j).items() if k not in ("p", "direction", "pooled", "pairs")},
+                j.seeds_needed = _seeds_needed(j.pooled, j.first_seeds, ALPHA / len(pooled))
+    rows = [{**{k: v for k, v in vars(j).items() if k not in ("p", "direction", "pooled", "first_seeds")},
              "p_adj": f"{j.p:.2g}" if not math.isnan(j.p) else "—"} for j in judged]
     order = ["claim", "source", "verdict", "effect", "p_adj", "statistic", "sensitivity", "seeds_needed", "evidence",
              "budget"]

@@ -68,9 +68,13 @@ class Pooled:
         if self.cells == 1:
             power, size = TTestPower(), abs(self.effect) / self.sd
             return next((n for n in range(2, MAX_SEEDS + 1) if power.power(size, n, alpha) >= POWER), None)
-        need = self._z_needed(alpha)
-        return next((n for n in range(2, MAX_SEEDS + 1)
-                     if abs(self.effect) / math.sqrt((self.tau2 + self.sd ** 2 / n) / self.cells) >= need), None)
+        room = self._room(alpha)  # the seeds' noise may add at most this to τ² in a cell's variance
+        return max(2, math.ceil(self.sd ** 2 / room)) if room > 0 and self.sd ** 2 / room <= MAX_SEEDS else None
+
+    def _room(self, alpha: float) -> float:
+        """k (effect / z)² − τ²: the within-cell variance sd²/n that SE = sqrt((τ² + sd²/n)/k) can afford for
+        |effect|/SE ≥ z (≤ 0: none, whatever n)."""
+        return self.cells * (self.effect / self._z_needed(alpha)) ** 2 - self.tau2
 
     def _z_needed(self, alpha: float = ALPHA) -> float:
         """|effect| / SE that a two-sided t-test on k − 1 df passes with 80 % power (normal approximation of the
@@ -80,8 +84,7 @@ class Pooled:
 
     def cells_decide(self, alpha: float = ALPHA) -> bool:
         """Whether the between-cell spread τ² alone keeps the claim undecided at any number of seeds."""
-        return (self.cells > 1 and self.tau2 > 0
-                and abs(self.effect) / math.sqrt(self.tau2 / self.cells) < self._z_needed(alpha))
+        return self.cells > 1 and self.tau2 > 0 and self._room(alpha) <= 0
 
 
 def paired_log_ratios(runs: pd.DataFrame, value: Callable[[pd.DataFrame], pd.Series | None],

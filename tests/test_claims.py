@@ -107,11 +107,10 @@ def test_seeds_needed_across_cells_stop_where_the_spread_between_cells_dominates
     assert near.seeds_needed() == 15 and not near.cells_decide()
     spread = Pooled(effect=0.5, low=-0.3, high=1.3, p=0.15, cells=5, pairs=40, tau2=0.2, i2=0.9, sd=1.0)
     assert spread.seeds_needed() is None and spread.cells_decide()
-    assert "more cells, not seeds" in claims._seeds_needed(spread, None)
+    assert "more cells, not seeds" in claims._seeds_needed(spread, {})
     one = Pooled(effect=0.1, low=-0.08, high=0.28, p=0.23, cells=1, pairs=8, tau2=0.0, i2=0.0, sd=0.214)
     assert one.seeds_needed() == 38  # a paired t-test's own power (statsmodels), as in the verdict test
-    pairs = pd.DataFrame({"study": ["a", "b"], "seed": [0, 100]})
-    assert claims._seeds_needed(near, pairs) == "15 per cell (in each of a, b)"  # no one --set line for two
+    assert claims._seeds_needed(near, {"a": 0, "b": 100}) == "15 per cell (in each of a, b)"  # no single run line
 
 
 def test_holm_adjustment_spans_the_claims_of_the_page(monkeypatch):
