@@ -175,6 +175,9 @@ class TrainConfig(Strict):
     resample_every: NonNegativeInt = 0
     dtype: Literal["float32", "float64"] = "float32"
     device: str = "auto"  # CUDA when this process sees a GPU (Ray hides GPUs from trials that asked for none)
+    # PDE derivatives: Taylor mode where it serves the architecture, else nested reverse mode (sfli_core.fields)
+    derivatives: Literal["taylor", "autograd"] = "taylor"
+    compile: Literal["auto", "on", "off"] = "auto"  # auto: Taylor-mode runs of ≥ 1000 steps are compiled
 
     @property
     def total_steps(self) -> int:

@@ -168,7 +168,7 @@ class FourierEmbedding(nn.Module):
         self.B.copy_(self.scale * torch.randn(self.B.shape, generator=generator, dtype=torch.float64))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        z = x @ self.B.T
+        z = F.linear(x, self.B)  # x Bᵀ (F.linear rather than @: Dynamo swaps the operands of a jet's @)
         return torch.cat([torch.cos(z), torch.sin(z)], dim=-1)
 
 

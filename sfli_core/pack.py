@@ -8,9 +8,10 @@ optimiser step. The members' parameters are stacked along a leading member dimen
     L = Σ_k L_k(θ_k),   ∇_{θ_k} L = ∇_{θ_k} L_k          (members share no tensor, so the sum separates)
     θ_k ← Adam(θ_k, ∇_{θ_k} L_k, state_k, lr_k)          (per-member lr, elementwise state)
 
-with ordinary (nested) autograd outside the vmap, so the PDE residuals' derivatives are those of the solo
-run. Member k therefore follows the trajectory of the same run trained alone up to floating-point
-reassociation in the batched products (tested to ~1e-10 in float64).
+with the derivatives of the solo run's plan (sfli_core.fields: Taylor mode inside the vmap, or nested
+reverse mode outside it), so the PDE residuals' derivatives are those of the solo run. Member k therefore
+follows the trajectory of the same run trained alone up to floating-point reassociation in the batched
+products (tested to ~1e-10 in float64).
 
 The loop — cadence, evaluation, recording, divergence, timing — is sfli_core.loop's, the one a solo run
 takes; this module gives it the stacked step. Logging steps sync the stacked tensors back into each member's
@@ -23,9 +24,9 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch.func import functional_call, vmap
 
 from .config import RunConfig
+from .fields import LossTerms
 from .loop import run_loop
 from .result import RunResult
 from .tasks import task_class
@@ -73,6 +74,8 @@ class Pack:
         self.on_log = on_log
         self.members = [Trainer(c, cb) for c, cb in zip(cfgs, callbacks)]
         self.lead = self.members[0]
+        for member in self.members[1:]:  # one loss function for the pack: what it used is what each recorded
+            member.plan = self.lead.plan
         self.step = self.lead.step
         self.step_fn = SoloStep(self.lead) if len(self.members) == 1 else PackedStep(self.lead)
 
@@ -108,7 +111,7 @@ class PackedStep:
     def __init__(self, lead: Trainer):
         self.lead = lead
         self.live: list[Trainer] = []
-        self.forward = vmap(lambda p, x: functional_call(lead.model, p, (x,))[0])
+        self.loss_terms = LossTerms(lead.task, lead.model, lead.plan, packed=True)
 
     def stack(self, live: list[Trainer]) -> None:
         self.live = live
@@ -138,7 +141,7 @@ class PackedStep:
 
     def __call__(self, step: int, lrs: list[float]) -> dict[str, torch.Tensor]:
         """Loss terms [P] of the live members; one optimiser step for all of them when step < total."""
-        terms = self.lead.task.loss_terms(lambda x: self.forward(self.params, x), self.batch)
+        terms = self.loss_terms(self.batch, self.params)
         loss = sum(terms.values())
         if step < self.lead.cfg.train.total_steps:
             grads = torch.autograd.grad(loss.sum(), list(self.params.values()))

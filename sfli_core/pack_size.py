@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 
 from .config import RunConfig
+from .fields import compiles
 from .pack import Pack
 
 MIN_GAIN = 1.15  # below this the measurement's noise (a few %) and the per-pack bookkeeping can eat the gain
@@ -21,8 +22,10 @@ CANDIDATES = (1, 2, 4, 8, 16, 32)
 
 
 def timing_config(cfg: RunConfig, steps: int, seed: int) -> RunConfig:
-    """``cfg`` for a throughput measurement: ``steps`` optimiser steps, one evaluation at each end, no ε-rank."""
-    train = cfg.train.model_copy(update={"steps": steps, "log_every": steps, "lbfgs_steps": 0})
+    """``cfg`` for a throughput measurement: ``steps`` optimiser steps, one evaluation at each end, no ε-rank,
+    compiled if and only if the real run is (a short timing run would otherwise take the uncompiled path)."""
+    train = cfg.train.model_copy(update={"steps": steps, "log_every": steps, "lbfgs_steps": 0,
+                                         "compile": "on" if compiles(cfg.train) else "off"})
     return cfg.model_copy(update={"train": train, "rank": cfg.rank.model_copy(update={"enabled": False}),
                                   "seed": seed})
 
@@ -39,9 +42,11 @@ def model_steps_per_second(cfg: RunConfig, size: int, steps: int) -> float:
 
 def measure(cfg: RunConfig, largest: int, seconds: float = 0.3) -> dict[int, float]:
     """Model-steps per second for the candidate sizes up to ``largest``, each timed for about ``seconds``
-    after a two-step probe (a warm-up that also sizes the timing), until :func:`exhausted`."""
+    after a two-step warm-up (compilation, for runs that compile) and a two-step probe that sizes the timing,
+    until :func:`exhausted`."""
     rates: dict[int, float] = {}
     for size in (s for s in CANDIDATES if s <= largest):
+        model_steps_per_second(cfg, size, 2)  # warm-up: first steps allocate, and compile a compiled run
         probe = model_steps_per_second(cfg, size, 2)
         steps = max(3, min(500, round(seconds * probe / size)))
         rates[size] = model_steps_per_second(cfg, size, steps)

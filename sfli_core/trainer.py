@@ -22,6 +22,7 @@ from torch.func import functional_call
 from . import keys
 from .condensation import input_weights, layer_counts
 from .config import RunConfig
+from .fields import LossTerms, plan_derivatives
 from .geometry import Box
 from .init import apply_init
 from .loop import run_loop
@@ -47,6 +48,8 @@ class Trainer:
         self.init_info = apply_init(self.model, cfg.init, self.task.box, cfg.seed)
         self.model.to(device=self.device, dtype=self.dtype)
         self.params = dict(self.model.named_parameters())
+        self.plan = plan_derivatives(cfg.train, self.model, self.task, self.dtype, self.device)
+        self.loss_terms = LossTerms(self.task, self.model, self.plan)
         self.optimizer = make_optimizer(cfg.train)
         self.opt_state = self.optimizer.init(list(self.params.values()))
         # the refinement phase: torch's L-BFGS (strong Wolfe line search), one iteration per step
@@ -86,19 +89,18 @@ class Trainer:
         n_min = max(self.cfg.rank.n_points or 0, 10 * self.cfg.model.width)
         return box.evaluation_set(n_min, seed=self.cfg.seed).to(self.device, self.dtype)
 
-    def field(self, params: dict[str, torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
-        """x ↦ u_θ(x) for the parameter set ``params``. The module's own tensors are used directly;
-        any other set (e.g. stacked across models for vmap) goes through ``functional_call``, whose
-        parameter swap costs ~10 % of a small training step."""
+    def terms(self, params: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The loss terms at the parameter set ``params``: the module's own tensors directly (under the run's
+        derivative plan); any other set goes through ``functional_call`` (nested reverse mode)."""
         if params is self.params:
-            return lambda x: self.model(x)[0]
-        return lambda x: functional_call(self.model, params, (x,))[0]
+            return self.loss_terms(batch)
+        return self.task.loss_terms(lambda x: functional_call(self.model, params, (x,))[0], batch)
 
     def train_step(self, params: dict[str, torch.Tensor], opt_state: dict, batch: dict[str, torch.Tensor],
                    lr: float) -> dict[str, torch.Tensor]:
         """One optimiser step; a function of (parameters, optimiser state, batch). Returns the loss terms
         at the parameters *before* the update (they are what the logged record for this step shows)."""
-        terms = self.task.loss_terms(self.field(params), batch)
+        terms = self.terms(params, batch)
         loss = sum(terms.values())
         grads = torch.autograd.grad(loss, list(params.values()))
         self.optimizer.update(list(params.values()), list(grads), opt_state, lr)
@@ -111,7 +113,7 @@ class Trainer:
 
         def closure() -> torch.Tensor:
             self.lbfgs.zero_grad()
-            terms = self.task.loss_terms(self.field(self.params), self.batch)
+            terms = self.loss_terms(self.batch)
             loss = sum(terms.values())
             loss.backward()
             if not before:  # the line search evaluates again: the record shows the point it started from
@@ -157,7 +159,7 @@ class Trainer:
             return self.train_step(self.params, self.opt_state, self.batch, lr)
         if s < cfg.total_steps:
             return self.lbfgs_step()
-        terms = {k: v.detach() for k, v in self.task.loss_terms(self.field(self.params), self.batch).items()}
+        terms = {k: v.detach() for k, v in self.loss_terms(self.batch).items()}
         terms["loss"] = sum(terms.values())
         return terms
 
@@ -190,7 +192,8 @@ class Trainer:
         return RunResult(status=self.status, config=self.cfg.flat(), history=list(self.history),
                          targets=dict(self.targets.reached), spectra=dict(self.spectra), init_info=self.init_info,
                          weights=dict(self.weights),
-                         metadata=self.metadata, n_layers=self.n_layers, eps=list(self.cfg.rank.eps),
+                         metadata=self.metadata | self.plan.metadata(), n_layers=self.n_layers,
+                         eps=list(self.cfg.rank.eps),
                          thresholds=list(self.cfg.targets.thresholds))
 
     # ---- full state: model, optimiser, RNG, step, history ----------------------------------------------

@@ -17,7 +17,8 @@ configuration by its import path.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import torch
 
@@ -97,15 +98,44 @@ class PDETask(Task):
 
     @abstractmethod
     def residual(self, u: Field, x: torch.Tensor) -> torch.Tensor:
-        """PDE residual r(x) [N, 1] of the field u at x (autograd derivatives); 0 for the exact solution."""
+        """PDE residual r(x) [N, 1] of the field u at x (derivatives from :func:`derivatives`, or autograd on
+        x, which requires grad); 0 for the exact solution."""
 
     def pde_term(self, u: Field, x: torch.Tensor) -> torch.Tensor:
-        return point_mean(self.residual(u, x.detach().requires_grad_(True)) ** 2)
+        return point_mean(self.residual(u, differentiable(u, x)) ** 2)
 
 
 def point_mean(values: torch.Tensor) -> torch.Tensor:
     """Mean over the points of values [..., N, k] → [...] (a scalar for one run, [P] for a pack)."""
     return values.mean(dim=(-2, -1))
+
+
+class Derivatives(NamedTuple):
+    """u [..., N, 1], ∇u [..., N, d] and the pure second derivatives ∂²u/∂x_k² [..., N, m] for the m
+    coordinates k asked for (in that order; None when none were)."""
+
+    value: torch.Tensor
+    grad: torch.Tensor
+    second: torch.Tensor | None
+
+
+def derivatives(u: Field, x: torch.Tensor, second: Sequence[int] = ()) -> Derivatives:
+    """u, ∇u and ∂²u/∂x_k² (k ∈ ``second``) at x [..., N, d]: in one Taylor-mode pass when the field offers
+    one (a ``derivatives`` method, :class:`sfli_core.taylor.TaylorField`), else by nested reverse mode, the
+    reference (x must require grad)."""
+    own = getattr(u, "derivatives", None)
+    if own is not None:
+        return Derivatives(*own(x, tuple(second)))
+    value = u(x)
+    first = gradient(value, x)
+    curvature = torch.cat([second_derivative(first, x, k) for k in second], -1) if second else None
+    return Derivatives(value, first, curvature)
+
+
+def differentiable(u: Field, x: torch.Tensor) -> torch.Tensor:
+    """x as the residual's input: a leaf that requires grad for nested reverse mode; unchanged for a field
+    with Taylor-mode derivatives (which would only be slowed, and kept from compiling, by the extra leaf)."""
+    return x if hasattr(u, "derivatives") else x.detach().requires_grad_(True)
 
 
 def gradient(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

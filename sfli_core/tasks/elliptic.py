@@ -9,7 +9,7 @@ import torch
 from ..geometry import Box
 from ..keys import fmt_num
 from ..params import Params
-from .base import Batch, Field, PDETask, boundary_points, gradient, point_mean, second_derivative
+from .base import Batch, Field, PDETask, boundary_points, derivatives, point_mean
 
 
 class DirichletTask(PDETask):
@@ -28,9 +28,8 @@ class DirichletTask(PDETask):
 
     def laplacian(self, u: Field, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(u(x), Δu(x)), each [..., N, 1]."""
-        value = u(x)
-        first = gradient(value, x)
-        return value, sum(second_derivative(first, x, k) for k in range(x.shape[-1]))
+        d = derivatives(u, x, second=range(x.shape[-1]))
+        return d.value, d.second.sum(-1, keepdim=True)
 
     def eval_points(self) -> torch.Tensor:
         return self.box.grid(self.params.n_eval_per_dim)

@@ -15,7 +15,7 @@ from ..geometry import Box
 from ..keys import fmt_num
 from ..params import Params
 from . import allen_cahn_reference
-from .base import Batch, Field, PDETask, gradient, point_mean
+from .base import Batch, Field, PDETask, derivatives, differentiable, point_mean
 
 
 class PeriodicEvolutionTask(PDETask):
@@ -40,9 +40,8 @@ class PeriodicEvolutionTask(PDETask):
     def loss_terms(self, u: Field, batch: Batch) -> dict[str, torch.Tensor]:
         p = self.params
         if self.match_derivative:
-            xa, xb = batch["xa"].detach().requires_grad_(True), batch["xb"].detach().requires_grad_(True)
-            ua, ub = u(xa), u(xb)
-            jump = (ua - ub) ** 2 + (gradient(ua, xa)[..., :1] - gradient(ub, xb)[..., :1]) ** 2
+            a, b = derivatives(u, differentiable(u, batch["xa"])), derivatives(u, differentiable(u, batch["xb"]))
+            jump = (a.value - b.value) ** 2 + (a.grad[..., :1] - b.grad[..., :1]) ** 2
         else:
             jump = (u(batch["xa"]) - u(batch["xb"])) ** 2
         return {"pde": self.pde_term(u, batch["x"]),
@@ -89,9 +88,7 @@ class AllenCahn(PeriodicEvolutionTask):
         return x**2 * torch.cos(math.pi * x)
 
     def residual(self, u: Field, x: torch.Tensor) -> torch.Tensor:
-        value = u(x)
-        first = gradient(value, x)
-        u_xx = gradient(first[..., :1], x)[..., :1]
+        value, first, u_xx = derivatives(u, x, second=(0,))
         return first[..., 1:2] - self.params.diffusion * u_xx + 5 * value**3 - 5 * value
 
     def solution(self, x: torch.Tensor) -> torch.Tensor:
@@ -141,7 +138,7 @@ class Advection1D(PeriodicEvolutionTask):
         return torch.sin(x[..., :1] - self.params.speed * x[..., 1:2])
 
     def residual(self, u: Field, x: torch.Tensor) -> torch.Tensor:
-        first = gradient(u(x), x)
+        first = derivatives(u, x).grad
         return first[..., 1:2] + self.params.speed * first[..., :1]
 
     def eval_points(self) -> torch.Tensor:

@@ -1,0 +1,149 @@
+"""A run's loss terms as a function of its batch, and how they get their derivatives (docs/science.md §5).
+
+Two paths give the same numbers (to round-off):
+
+* **Taylor mode** (:mod:`sfli_core.taylor`): u, ∇u and ∂²u/∂x_k² in one forward pass, then one reverse pass
+  for the parameter gradients. It can be compiled (``torch.compile``): the compiled function takes the task,
+  the model and the batch as arguments, so one compilation per process serves every run of the same
+  architecture, task and shapes (Ray reuses a trial's process; inductor's on-disk cache serves the next one).
+* **Nested reverse mode** (``create_graph=True``): the reference, and the path for an architecture or a task
+  that Taylor mode cannot serve. It cannot be compiled (double backward is unsupported in aot_autograd).
+
+``train.derivatives = "taylor"`` takes Taylor mode wherever a check at a few points finds it equal to nested
+reverse mode for this model; ``train.compile = "auto"`` compiles it for runs of at least
+:data:`COMPILE_MIN_STEPS` steps (compilation costs seconds, a short run would not earn it back). What each
+run used is recorded (:func:`DerivativePlan.metadata`).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.func import functional_call, vmap
+
+from .config import TrainConfig
+from .tasks.base import Batch, PDETask, Task, derivatives
+from .taylor import TaylorField, taylor_derivatives
+
+log = logging.getLogger(__name__)
+
+COMPILE_MIN_STEPS = 1000
+Terms = dict[str, torch.Tensor]
+
+
+@dataclass
+class DerivativePlan:
+    """How one run's derivatives are taken: ``path`` "taylor" / "autograd" / "none" (no derivatives in the
+    loss), whether the loss is compiled, and why Taylor mode or compilation was not used, if it was not."""
+
+    path: str
+    compiled: bool
+    note: str = ""
+
+    @property
+    def taylor(self) -> bool:
+        return self.path == "taylor"
+
+    def metadata(self) -> dict[str, str]:
+        meta = {"derivatives": self.path, "compiled": str(self.compiled).lower()}
+        return meta | ({"derivatives.note": self.note} if self.note else {})
+
+
+def taylor_refusal(model: nn.Module, task: Task, dtype: torch.dtype, device: torch.device) -> str | None:
+    """None when Taylor mode serves ``model`` on ``task``: it runs, and at 8 points of the domain it gives
+    u, ∇u and every ∂²u/∂x_k² equal to nested reverse mode (relative 1e-4 in float32, 1e-9 in float64);
+    else the reason it does not."""
+    x = task.box.uniform(8, torch.Generator().manual_seed(0)).to(device=device, dtype=dtype)
+    second = tuple(range(x.shape[-1]))
+    try:
+        jet = taylor_derivatives(lambda j: model(j)[0], x, second)
+    except Exception as error:  # noqa: BLE001 — any failure of a user's architecture means: use the reference
+        return f"Taylor mode does not run through {type(model).__name__}: {error}"
+    reference = derivatives(lambda y: model(y)[0], x.requires_grad_(True), second)
+    rtol = 1e-4 if dtype == torch.float32 else 1e-9
+    for name, a, b in zip(("u", "∇u", "∂²u"), jet, reference):
+        a, b = a.detach(), b.detach()
+        if not torch.allclose(a, b, rtol=rtol, atol=rtol * (float(b.abs().max()) + 1.0)):
+            return f"Taylor mode disagrees with nested autograd on {name} for {type(model).__name__}"
+    return None
+
+
+def plan_derivatives(cfg: TrainConfig, model: nn.Module, task: Task, dtype: torch.dtype,
+                     device: torch.device) -> DerivativePlan:
+    """The path and compilation for one run (see the module docstring)."""
+    if not isinstance(task, PDETask):
+        return DerivativePlan("none", False)
+    if cfg.derivatives == "autograd":
+        return DerivativePlan("autograd", False)
+    refusal = taylor_refusal(model, task, dtype, device)
+    if refusal:
+        return DerivativePlan("autograd", False, refusal)
+    return DerivativePlan("taylor", compiles(cfg))
+
+
+def compiles(cfg: TrainConfig) -> bool:
+    """Whether ``train.compile`` asks a Taylor-mode run to be compiled (``auto``: ≥ COMPILE_MIN_STEPS steps)."""
+    return cfg.compile == "on" or (cfg.compile == "auto" and cfg.total_steps >= COMPILE_MIN_STEPS)
+
+
+def _solo_terms(task: Task, model: nn.Module, batch: Batch, taylor: bool) -> Terms:
+    def forward(x):
+        return model(x)[0]
+
+    return task.loss_terms(TaylorField(forward) if taylor else forward, batch)
+
+
+def _packed_terms(task: Task, model: nn.Module, params: dict[str, torch.Tensor], batch: Batch,
+                  taylor: bool) -> Terms:
+    """Loss terms [P] of P runs whose parameters are stacked along a leading member dimension."""
+    value = vmap(lambda p, x: functional_call(model, p, (x,))[0])
+
+    def forward(x):
+        return value(params, x)
+
+    if not taylor:
+        return task.loss_terms(forward, batch)
+
+    def jet(x, second):
+        def member(p, xi):
+            u, grad, curvature = taylor_derivatives(lambda j: functional_call(model, p, (j,))[0], xi, second)
+            return u, grad, curvature if second else u  # vmap returns tensors only
+        u, grad, curvature = vmap(member)(params, x)
+        return u, grad, curvature if second else None
+
+    return task.loss_terms(TaylorField(forward, jet), batch)
+
+
+@functools.cache
+def _compiled(fn: Callable) -> Callable:
+    # one compiled entry per (task type, architecture, shapes, dtype): a process that trains many cells would
+    # pass Dynamo's default limit of 8 and silently run the rest uncompiled
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 128)
+    return torch.compile(fn)
+
+
+class LossTerms:
+    """``terms(batch)`` (solo) or ``terms(batch, params)`` (a pack): the task's loss terms under a plan.
+
+    A compiled function that fails to compile (no C++ compiler, an unsupported operation) falls back to
+    the same function uncompiled, once, and the plan records it."""
+
+    def __init__(self, task: Task, model: nn.Module, plan: DerivativePlan, packed: bool = False):
+        self.task, self.model, self.plan = task, model, plan
+        self.fn = _packed_terms if packed else _solo_terms
+
+    def __call__(self, batch: Batch, params: dict[str, torch.Tensor] | None = None) -> Terms:
+        args = (self.task, self.model) + ((params,) if params is not None else ()) + (batch, self.plan.taylor)
+        if not self.plan.compiled:
+            return self.fn(*args)
+        try:
+            return _compiled(self.fn)(*args)
+        except Exception as error:  # noqa: BLE001 — the uncompiled function is the same computation
+            log.warning("torch.compile failed (%s); running Taylor mode uncompiled", error)
+            self.plan.compiled, self.plan.note = False, f"compilation failed: {type(error).__name__}"
+            return self.fn(*args)

@@ -1,0 +1,152 @@
+"""Taylor mode (sfli_core.taylor, sfli_core.fields): the same derivatives, loss terms and parameter gradients as
+nested reverse mode, to float64 round-off, for every built-in architecture and every shipped PDE task; a
+fallback to nested reverse mode, with its reason recorded, where Taylor mode cannot serve a model."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from sfli_core.activations import ACTIVATIONS
+from sfli_core.config import RunConfig, TrainConfig
+from sfli_core.fields import plan_derivatives
+from sfli_core.init import apply_init
+from sfli_core.models import build_model
+from sfli_core.tasks import build_task
+from sfli_core.tasks.base import derivatives
+from sfli_core.taylor import Jet, TaylorField, taylor_derivatives
+from sfli_core.trainer import Trainer
+
+PDE_TASKS = ["poisson1d", "poisson2d", "helmholtz2d_a1-4_k1", "allen_cahn_d1e-4", "advection1d_c30"]
+ARCHITECTURES = {  # every built-in architecture, with and without its options that change the forward pass
+    "mlp": ("mlp", {}, "tanh"),
+    "mlp_residual": ("mlp", {"residual": True}, "x_tanh"),
+    "modified_mlp": ("modified_mlp", {}, "tanh"),
+    "pirate": ("pirate", {}, "tanh"),
+    "pirate_dense_embedding": ("pirate", {"fourier_features": False}, "tanh"),
+    "pirate_rwf": ("pirate", {"rwf": True}, "sin"),
+}
+
+
+def model_and_task(arch: str, params: dict, activation, task: str, width: int = 8, depth: int = 2):
+    cfg = RunConfig.model_validate({"task": {"name": task}, "model": {
+        "arch": arch, "width": width, "depth": depth, "activation": activation, "params": params}})
+    t = build_task(cfg.task.name, cfg.task.params)
+    model = build_model(cfg.model, t.in_dim, t.out_dim)
+    apply_init(model, cfg.init, t.box, seed=0)
+    model.double()
+    with torch.no_grad():  # off the initialisation (PirateNet starts with α = 0: its blocks would not count)
+        for p in model.parameters():
+            p.add_(0.3 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel()), dtype=p.dtype))
+    return model, t
+
+
+def relative_gap(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).abs().max() / (b.abs().max() + 1e-300))
+
+
+@pytest.mark.parametrize("task", PDE_TASKS)
+@pytest.mark.parametrize("name", ARCHITECTURES)
+def test_loss_terms_and_parameter_gradients_equal_nested_autograd(name, task):
+    model, t = model_and_task(*ARCHITECTURES[name], task)
+    batch = t.sample(32, torch.Generator().manual_seed(1), torch.float64)
+    params = list(model.parameters())
+    by_terms = {}
+    for path, field in (("taylor", TaylorField(lambda x: model(x)[0])), ("autograd", lambda x: model(x)[0])):
+        terms = t.loss_terms(field, batch)
+        by_terms[path] = (terms, torch.autograd.grad(sum(terms.values()), params))
+    (taylor, g_taylor), (reference, g_reference) = by_terms["taylor"], by_terms["autograd"]
+    assert taylor.keys() == reference.keys()
+    for key in reference:
+        assert relative_gap(taylor[key], reference[key]) < 1e-12, key
+    for a, b, (pname, _) in zip(g_taylor, g_reference, model.named_parameters()):
+        assert relative_gap(a, b) < 1e-10, pname
+
+
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS.names()))
+def test_every_activation_gives_exact_first_and_second_derivatives(activation):
+    model, t = model_and_task("mlp", {}, activation, "poisson2d", width=6, depth=2)
+    x = t.box.uniform(16, torch.Generator().manual_seed(2)).double()
+    jet = taylor_derivatives(lambda j: model(j)[0], x, (0, 1))
+    reference = derivatives(lambda y: model(y)[0], x.clone().requires_grad_(True), (0, 1))
+    for a, b in zip(jet, reference):
+        assert relative_gap(a, b) < 1e-12
+
+
+def test_known_jet_of_a_product_and_a_composition():
+    """u = sin(x₀) · x₁² at (0.3, 2): ∇u = (cos 0.3 · 4, 4 sin 0.3), ∂²u = (−4 sin 0.3, 2 sin 0.3)."""
+    x = torch.tensor([[0.3, 2.0]], dtype=torch.float64)
+    s, c = math.sin(0.3), math.cos(0.3)
+    field = TaylorField(lambda j: torch.sin(first_coordinate(j)) * second_coordinate(j) * second_coordinate(j))
+    u, grad, second = field.derivatives(x, (0, 1))
+    torch.testing.assert_close(u, torch.tensor([[4 * s]], dtype=torch.float64))
+    torch.testing.assert_close(grad, torch.tensor([[4 * c, 4 * s]], dtype=torch.float64))
+    torch.testing.assert_close(second, torch.tensor([[-4 * s, 2 * s]], dtype=torch.float64))
+
+
+def first_coordinate(j):
+    return torch.nn.functional.linear(j, torch.tensor([[1.0, 0.0]], dtype=torch.float64))
+
+
+def second_coordinate(j):
+    return torch.nn.functional.linear(j, torch.tensor([[0.0, 1.0]], dtype=torch.float64))
+
+
+class Cumulative(nn.Module):
+    """A user's architecture with an operation Taylor mode has no rule for (a cumulative sum over features)."""
+
+    def __init__(self):
+        super().__init__()
+        self.layer = nn.Linear(2, 4)
+
+    def input_layers(self):
+        return []
+
+    def forward(self, x):
+        h = torch.cumsum(torch.tanh(self.layer(x)), dim=-1)
+        return h[..., -1:], [h]
+
+
+def test_an_unsupported_operation_falls_back_to_nested_autograd_and_says_why():
+    t = build_task("poisson2d", {})
+    plan = plan_derivatives(TrainConfig(), Cumulative().double(), t, torch.float64, torch.device("cpu"))
+    assert (plan.path, plan.compiled) == ("autograd", False)
+    assert "cumsum" in plan.note and "Cumulative" in plan.note
+    assert plan.metadata()["derivatives"] == "autograd" and "cumsum" in plan.metadata()["derivatives.note"]
+    with pytest.raises(TypeError, match="cumsum"):
+        Cumulative()(Jet.seed(torch.zeros(3, 2), (0,)))
+
+
+def test_the_plan_of_a_run_is_recorded_with_it():
+    base = {"task": {"name": "poisson1d"}, "model": {"arch": "mlp", "width": 8, "depth": 1},
+            "train": {"steps": 2, "log_every": 1, "n_train": 16, "device": "cpu"}}
+    taylor = Trainer(RunConfig.model_validate(base)).run()
+    assert taylor.metadata["derivatives"] == "taylor" and taylor.metadata["compiled"] == "false"  # 2 < 1000 steps
+    reference = Trainer(RunConfig.model_validate(base | {"train": base["train"] | {"derivatives": "autograd"}})).run()
+    assert reference.metadata["derivatives"] == "autograd"
+    fit = Trainer(RunConfig.model_validate(base | {"task": {"name": "fit1d_multiscale"}})).run()
+    assert fit.metadata["derivatives"] == "none"
+    for a, b in zip(taylor.history, reference.history):
+        assert a["train/loss"] == pytest.approx(b["train/loss"], rel=1e-5)
+
+
+def test_a_compiled_run_matches_the_uncompiled_one_and_its_compilation_serves_the_next_run():
+    """The compiled Taylor-mode loss (what long runs use) follows the eager trajectory; a second run of the same
+    architecture in the process (Ray reuses a trial's process) compiles nothing again."""
+    from torch._dynamo.utils import counters
+
+    base = {"task": {"name": "poisson1d"}, "model": {"arch": "mlp", "width": 8, "depth": 2},
+            "train": {"steps": 30, "log_every": 10, "n_train": 32, "device": "cpu", "dtype": "float64"}}
+    runs = {}
+    for compile_ in ("on", "off"):
+        cfg = RunConfig.model_validate(base | {"train": base["train"] | {"compile": compile_}})
+        runs[compile_] = Trainer(cfg).run()
+    assert runs["on"].metadata["compiled"] == "true", runs["on"].metadata.get("derivatives.note")
+    for a, b in zip(runs["on"].history, runs["off"].history, strict=True):
+        assert a["train/loss"] == pytest.approx(b["train/loss"], rel=1e-10)
+        assert a["eval/rel_l2"] == pytest.approx(b["eval/rel_l2"], rel=1e-10)
+    compiled_frames = counters["frames"]["ok"]
+    other = RunConfig.model_validate(base | {"seed": 7, "train": base["train"] | {"compile": "on"}})
+    assert Trainer(other).run().metadata["compiled"] == "true"
+    assert counters["frames"]["ok"] == compiled_frames
