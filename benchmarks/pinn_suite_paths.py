@@ -1,0 +1,61 @@
+"""End to end: a reduced ``pinn_suite`` profile on the reference derivative path against Taylor mode, in one run.
+
+Both executions run the shipped study file through the ``sfli`` command (Ray, MLflow, packing as the study
+sets it, every logging evaluation) with the same reduced budget, one after the other on a fresh runs folder:
+first ``--set base.train.derivatives=autograd`` (nested reverse mode, what every run used before Taylor
+mode), then the default (Taylor mode, compiled for runs of ≥ 1000 steps). Compilation is included: the
+Taylor-mode execution starts on an empty inductor cache (``TORCHINDUCTOR_CACHE_DIR`` in a temporary folder)
+unless ``--warm-cache``. Printed: each execution's wall time and the ratio.
+
+    python benchmarks/pinn_suite_paths.py [--steps 1500] [--seeds 2] [--archs mlp modified_mlp] [--warm-cache]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+STUDY = Path(__file__).resolve().parents[1] / "studies" / "pinn_suite.yaml"
+
+
+def execute(runs: Path, overrides: list[str], env: dict[str, str]) -> float:
+    cmd = [sys.executable, "-m", "pipelines.cli", "run", str(STUDY), "--runs-dir", str(runs), "--num-cpus", "2"]
+    for item in overrides:
+        cmd += ["--set", item]
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--archs", nargs="+", default=["mlp", "modified_mlp"])
+    parser.add_argument("--warm-cache", action="store_true", help="keep the machine's inductor cache")
+    args = parser.parse_args()
+    seeds = list(range(200, 200 + args.seeds))
+    reduced = [f"base.train.steps={args.steps}", f"evaluate.seeds={seeds}",
+               f"grid.model.arch={args.archs}".replace("'", "")]
+    env = os.environ | {"MLFLOW_DISABLE_TELEMETRY": "true", "RAY_USAGE_STATS_ENABLED": "0"}
+    with tempfile.TemporaryDirectory() as tmp:
+        if not args.warm_cache:
+            env["TORCHINDUCTOR_CACHE_DIR"] = str(Path(tmp) / "inductor")
+        times = {}
+        for path in ("autograd", "taylor"):
+            times[path] = execute(Path(tmp) / path, reduced + [f"base.train.derivatives={path}"], env)
+            print(f"{path:9s} {times[path]:7.1f} s", flush=True)
+    n = 2 * len(args.archs) * 2 * len(seeds)
+    print(f"pinn_suite reduced: {n} runs of {args.steps} steps (tasks helmholtz2d, allen_cahn; archs "
+          f"{', '.join(args.archs)}; 2 arms; {len(seeds)} seeds), 2 CPUs, "
+          f"{'warm' if args.warm_cache else 'empty'} inductor cache for Taylor mode")
+    print(f"end-to-end speed-up of Taylor mode over nested autograd: {times['autograd'] / times['taylor']:.2f}×")
+
+
+if __name__ == "__main__":
+    main()
