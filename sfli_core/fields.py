@@ -11,7 +11,8 @@ Two paths give the same numbers (to round-off):
 
 ``train.derivatives = "taylor"`` takes Taylor mode wherever a check at a few points finds it equal to nested
 reverse mode for this model; ``train.compile = "auto"`` compiles it for runs of at least
-:data:`COMPILE_MIN_STEPS` steps (compilation costs seconds, a short run would not earn it back). What each
+:data:`COMPILE_MIN_STEPS` steps (compilation costs seconds, a short run would not earn it back), alone (a
+pack runs uncompiled, :func:`packed_plan`). What each
 run used is recorded (:func:`DerivativePlan.metadata`).
 """
 
@@ -84,6 +85,15 @@ def plan_derivatives(cfg: TrainConfig, model: nn.Module, task: Task, dtype: torc
     if refusal:
         return DerivativePlan("autograd", False, refusal)
     return DerivativePlan("taylor", compiles(cfg))
+
+
+def packed_plan(plan: DerivativePlan) -> DerivativePlan:
+    """The plan of a pack of ≥ 2 runs: its members' path, uncompiled. Every pack size (members drop out as
+    they diverge or finish) would be compiled anew, at tens of seconds each on a CPU, where a pack of PINN
+    runs gains little over compiled runs alone (``resources.pack: auto`` then chooses runs alone)."""
+    if not plan.compiled:
+        return plan
+    return DerivativePlan(plan.path, False, "packed runs are not compiled")
 
 
 def compiles(cfg: TrainConfig) -> bool:

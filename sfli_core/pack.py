@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from .config import RunConfig
-from .fields import LossTerms
+from .fields import LossTerms, packed_plan
 from .loop import run_loop
 from .result import RunResult
 from .tasks import task_class
@@ -74,8 +74,10 @@ class Pack:
         self.on_log = on_log
         self.members = [Trainer(c, cb) for c, cb in zip(cfgs, callbacks)]
         self.lead = self.members[0]
-        for member in self.members[1:]:  # one loss function for the pack: what it used is what each recorded
-            member.plan = self.lead.plan
+        if len(self.members) > 1:  # one loss function for the pack: what it used is what each records
+            plan = packed_plan(self.lead.plan)
+            for member in self.members:
+                member.plan = plan
         self.step = self.lead.step
         self.step_fn = SoloStep(self.lead) if len(self.members) == 1 else PackedStep(self.lead)
 
@@ -111,7 +113,7 @@ class PackedStep:
     def __init__(self, lead: Trainer):
         self.lead = lead
         self.live: list[Trainer] = []
-        self.loss_terms = LossTerms(lead.task, lead.model, lead.plan, packed=True)
+        self.loss_terms = LossTerms(lead.task, lead.model, lead.plan, packed=True)  # the pack's plan (Pack)
 
     def stack(self, live: list[Trainer]) -> None:
         self.live = live

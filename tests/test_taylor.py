@@ -150,3 +150,15 @@ def test_a_compiled_run_matches_the_uncompiled_one_and_its_compilation_serves_th
     other = RunConfig.model_validate(base | {"seed": 7, "train": base["train"] | {"compile": "on"}})
     assert Trainer(other).run().metadata["compiled"] == "true"
     assert counters["frames"]["ok"] == compiled_frames
+
+
+def test_a_pack_runs_taylor_mode_uncompiled_and_records_it():
+    from sfli_core.pack import Pack
+
+    cfgs = [RunConfig.model_validate({"task": {"name": "poisson1d"}, "model": {"arch": "mlp", "width": 8, "depth": 1},
+                                      "train": {"steps": 2, "n_train": 16, "device": "cpu", "compile": "on"},
+                                      "seed": seed}) for seed in (0, 1)]
+    results = Pack(cfgs).run()
+    for result in results:
+        assert result.metadata["derivatives"] == "taylor" and result.metadata["compiled"] == "false"
+        assert result.metadata["derivatives.note"] == "packed runs are not compiled"
