@@ -34,6 +34,7 @@ from .taylor import TaylorField, taylor_derivatives
 log = logging.getLogger(__name__)
 
 COMPILE_MIN_STEPS = 1000
+COMPILE_BACKEND = "inductor"  # generated kernels; "aot_eager" traces and differentiates the same graph, unfused
 Terms = dict[str, torch.Tensor]
 
 
@@ -130,11 +131,11 @@ def _packed_terms(task: Task, model: nn.Module, params: dict[str, torch.Tensor],
 
 
 @functools.cache
-def _compiled(fn: Callable) -> Callable:
+def _compiled(fn: Callable, backend: str) -> Callable:
     # one compiled entry per (task type, architecture, shapes, dtype): a process that trains many cells would
     # pass Dynamo's default limit of 8 and silently run the rest uncompiled
     torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 128)
-    return torch.compile(fn)
+    return torch.compile(fn, backend=backend)
 
 
 class LossTerms:
@@ -152,7 +153,7 @@ class LossTerms:
         if not self.plan.compiled:
             return self.fn(*args)
         try:
-            return _compiled(self.fn)(*args)
+            return _compiled(self.fn, COMPILE_BACKEND)(*args)
         except Exception as error:  # noqa: BLE001 — the uncompiled function is the same computation
             log.warning("torch.compile failed (%s); running Taylor mode uncompiled", error)
             self.plan.compiled, self.plan.note = False, f"compilation failed: {type(error).__name__}"

@@ -33,7 +33,9 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(autouse=True, scope="session")
 def _reference_cache(tmp_path_factory):
-    """Allen–Cahn references are computed once per test session, in a private folder."""
+    """Allen–Cahn references are computed once per test session, in a private folder; each xdist worker trains
+    on its share of the cores (two workers with two threads each on two cores slow each other down)."""
     os.environ["SFLI_CACHE_DIR"] = str(tmp_path_factory.mktemp("sfli_cache"))
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    torch.set_num_threads(max(1, min(2, (os.cpu_count() or 1) // workers)))
     yield
