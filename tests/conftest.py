@@ -24,7 +24,9 @@ E2E = Path(__file__).resolve().parent / "e2e"
 
 def pytest_collection_modifyitems(config, items):
     """Marks the end-to-end tier, and runs it first: its files take minutes each, the fast tier's seconds, so
-    that the two xdist workers end together (longest jobs first) instead of one waiting out a late long file."""
+    that the two xdist workers end together (longest jobs first) instead of one waiting out a late long file.
+    xdist keeps this order only with ``--no-loadscope-reorder`` (pyproject.toml): by default it sends files
+    with the most tests first, which put the one-test end-to-end files last."""
     for item in items:
         if item.path.is_relative_to(E2E):
             item.add_marker(pytest.mark.e2e)
