@@ -12,6 +12,7 @@ with packed runs; this module gives it one run's state and its step.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,18 @@ class Trainer:
         self.optimizer.update(list(params.values()), list(grads), opt_state, lr)
         terms["loss"] = loss
         return {k: v.detach() for k, v in terms.items()}
+
+    def warm_up(self) -> None:
+        """Compile a compiled loss before the timed steps: its first call compiles (seconds to a minute), which
+        ``time/train_s`` and seconds-to-target must not count — else whichever run a process trains first
+        would pay it. The call changes nothing (its gradients are discarded); its seconds are recorded as
+        ``meta.compile_s``."""
+        if not self.plan.compiled or "compile_s" in self.metadata:
+            return
+        t0 = time.perf_counter()
+        terms = self.loss_terms(self.batch)
+        torch.autograd.grad(sum(terms.values()), list(self.params.values()))
+        self.metadata["compile_s"] = f"{time.perf_counter() - t0:.2f}"
 
     def lbfgs_step(self) -> dict[str, torch.Tensor]:
         """One L-BFGS iteration on the current batch; returns the loss terms before it (as ``train_step``)."""
@@ -247,7 +260,9 @@ class SoloStep:
         self.trainer = trainer
 
     def stack(self, live: list[Trainer]) -> None:
-        """Nothing to stack: the run steps its module's own tensors."""
+        """Nothing to stack: the run steps its module's own tensors; a compiled loss is compiled now, before
+        the loop times a step (:meth:`Trainer.warm_up`)."""
+        self.trainer.warm_up()
 
     def sync(self) -> None:
         """Nothing to sync: the module holds the current parameters."""

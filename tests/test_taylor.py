@@ -150,6 +150,10 @@ def test_a_compiled_run_matches_the_uncompiled_one_and_its_compilation_serves_th
         cfg = RunConfig.model_validate(base | {"train": base["train"] | {"compile": compile_}})
         runs[compile_] = Trainer(cfg).run()
     assert runs["on"].metadata["compiled"] == "true", runs["on"].metadata.get("derivatives.note")
+    # compilation happened before the timed steps, and is recorded on its own
+    # compiled before the timed steps (were it counted, train_s would exceed it), and recorded on its own
+    assert runs["on"].history[-1]["time/train_s"] < float(runs["on"].metadata["compile_s"])
+    assert "compile_s" not in runs["off"].metadata
     for a, b in zip(runs["on"].history, runs["off"].history, strict=True):
         assert a["train/loss"] == pytest.approx(b["train/loss"], rel=1e-10)
         assert a["eval/rel_l2"] == pytest.approx(b["eval/rel_l2"], rel=1e-10)
