@@ -77,7 +77,7 @@ class Pack:
         if len(self.members) > 1:  # one loss function for the pack: what it used is what each records
             plan = packed_plan(self.lead.plan)
             for member in self.members:
-                member.plan = plan
+                member.loss_terms.plan = plan
         self.step = self.lead.step
         self.step_fn = SoloStep(self.lead) if len(self.members) == 1 else PackedStep(self.lead)
 

@@ -23,7 +23,7 @@ from torch.func import functional_call
 from . import keys
 from .condensation import input_weights, layer_counts
 from .config import RunConfig
-from .fields import LossTerms, plan_derivatives
+from .fields import DerivativePlan, LossTerms, plan_derivatives
 from .geometry import Box
 from .init import apply_init
 from .loop import run_loop
@@ -49,8 +49,8 @@ class Trainer:
         self.init_info = apply_init(self.model, cfg.init, self.task.box, cfg.seed)
         self.model.to(device=self.device, dtype=self.dtype)
         self.params = dict(self.model.named_parameters())
-        self.plan = plan_derivatives(cfg.train, self.model, self.task, self.dtype, self.device)
-        self.loss_terms = LossTerms(self.task, self.model, self.plan)
+        self.loss_terms = LossTerms(self.task, self.model,
+                                    plan_derivatives(cfg.train, self.model, self.task, self.dtype, self.device))
         self.optimizer = make_optimizer(cfg.train)
         self.opt_state = self.optimizer.init(list(self.params.values()))
         # the refinement phase: torch's L-BFGS (strong Wolfe line search), one iteration per step
@@ -89,6 +89,11 @@ class Trainer:
         """Evaluation set for the Gram matrix: N ≥ 10·width points (docs/science.md §1)."""
         n_min = max(self.cfg.rank.n_points or 0, 10 * self.cfg.model.width)
         return box.evaluation_set(n_min, seed=self.cfg.seed).to(self.device, self.dtype)
+
+    @property
+    def plan(self) -> DerivativePlan:
+        """How this run's derivatives are taken (what its loss function runs under and what it records)."""
+        return self.loss_terms.plan
 
     def terms(self, params: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The loss terms at the parameter set ``params``: the module's own tensors directly (under the run's
