@@ -91,8 +91,8 @@ def main() -> None:
             gap = max(abs(float(new_terms[k] - v)) / (abs(float(v)) + 1e-30) for k, v in ref_terms.items())
             amortised = args.steps * old / (compile_s * 1e3 + args.steps * new)
             ratios.append(old / new)
-            print(f" {name:24s} {task:19s} {old:5.1f} → {new:5.1f} ms  compile {compile_s:5.1f} s  "
-                  f"agree {gap:.0e}  {args.steps} steps {amortised:4.2f}×  step {old / new:4.2f}×", flush=True)
+            print(f" {name:24s} {task:19s} {old:5.1f} → {new:5.1f} ms  compile {compile_s:4.0f} s "
+                  f"agree {gap:.0e} {args.steps} steps {amortised:4.2f}×  step {old / new:4.2f}×", flush=True)
         mean = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
         print(f"{name} ({len(ratios)} tasks): per-step speed-up over nested autograd {mean:.2f}×", flush=True)
 
