@@ -20,6 +20,7 @@ from sfli_core.record import Phase
 
 from .audit import AuditedSearch, searcher
 from .progress import Progress
+from .stop import StopRequest
 from .study import Cell, Study
 from .tracking import Tracker
 from .trial import TrialContext, run_trial
@@ -64,16 +65,6 @@ class PhaseIncomplete(Exception):
         self.failed = failed
 
 
-class StopRequest:
-    """Set by the driver's SIGINT/SIGTERM handler. Ray Tune's own SIGINT handling is turned off
-    (TUNE_DISABLE_SIGINT_HANDLER), because an interrupted Tune run marks every trial terminated and cannot be
-    told from a finished one afterwards; the driver's handler records the request and, during a Tune run,
-    sends the SIGUSR1 that Tune takes as the same graceful stop (trials stopped, experiment state saved)."""
-
-    requested = False
-    in_fit = False
-
-
 def run_phase(state, study: Study, phase: Phase, cell: Cell | None, t0: float,
               python_path: list[str], packing: Any, audit: str) -> dict[str, Any]:
     """Run (or restore and finish) the phase's Tune experiment. Search: returns the best knobs of ``cell``.
@@ -109,8 +100,9 @@ def _tuner(state, study: Study, phase: Phase, cell: Cell | None, trainable, pack
     (Optuna through Tune, successive halving when enabled) or a new grid of the evaluation's packs; and the
     context to fit it in (a restored search re-pointed at a moved runs folder)."""
     expected = study.search.trials if phase == Phase.SEARCH else len(packing)
+    pruning = phase == Phase.SEARCH and study.search.asha.enabled
     run_config = tune.RunConfig(
-        name=name, storage_path=state.storage, verbose=0, callbacks=[Progress(label, t0, expected)],
+        name=name, storage_path=state.storage, verbose=0, callbacks=[Progress(label, t0, expected, pruning)],
         failure_config=tune.FailureConfig(max_failures=study.retries),
         # num_to_keep would force an experiment-state snapshot every few checkpoints (a bottleneck at ~1 s
         # per trial in the overhead benchmark); trial checkpoints are small, so all are kept.

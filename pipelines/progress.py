@@ -1,5 +1,5 @@
-"""A phase's progress for the person who started the study: trials done / running / pending (pruned and errored
-apart), runs done per arm, the best objective so far, elapsed time and an estimate of the time left.
+"""A phase's progress for the person who started the study: trials done / running / pending (pruned, stopped and
+errored apart), runs done per arm, the best objective so far, elapsed time and an estimate of the time left.
 
 On a terminal it is one tqdm bar per phase, updated in place; otherwise (a log file, a pipe, CI) a line when
 the phase starts, at most one progress line a minute, and a line when it ends — so a log of the quick start
@@ -18,6 +18,8 @@ from tqdm import tqdm
 
 from sfli_core import record
 
+from .stop import StopRequest
+
 LOG_EVERY_S = 60.0  # a progress line at most this often when the output is not a terminal
 BAR_EVERY_S = 0.5
 # a bar of fixed width, then trials done, elapsed < left, and the counts: readable at 120 columns
@@ -26,10 +28,14 @@ BAR = "{desc} {bar:12} {n_fmt}/{total_fmt} trials {elapsed}<{remaining}{postfix}
 
 class Progress(tune.Callback):
     """Tune callback of one phase (``label``: 'search sfli', 'evaluate'), ``expected`` trials; ``t0``: when the
-    study started (the elapsed time shown is the study's)."""
+    study started (the elapsed time shown is the study's); ``pruning``: successive halving may end trials early.
 
-    def __init__(self, label: str, t0: float, expected: int, terminal: bool | None = None):
-        self.label, self.t0, self.expected = label, t0, expected
+    A trial Tune ended without its final result was pruned (by successive halving) or stopped (by the
+    study's stop request, or in a phase without pruning): a pruned trial is done, a stopped one continues
+    when the study is resumed."""
+
+    def __init__(self, label: str, t0: float, expected: int, pruning: bool = False, terminal: bool | None = None):
+        self.label, self.t0, self.expected, self.pruning = label, t0, expected, pruning
         self.terminal = sys.stdout.isatty() if terminal is None else terminal
         self.started = time.time()
         self.last = 0.0
@@ -63,29 +69,40 @@ class Progress(tune.Callback):
 
     def show(self, trials: list[Trial]) -> None:
         self.last = time.time()
-        done = [t for t in trials if t.status == Trial.TERMINATED]
         if self.bar is not None:
-            self.bar.n = len(done)
+            self.bar.n = len(self.ended(trials)["done"])
             self.bar.set_postfix_str(self.summary(trials, with_time=False, short=True), refresh=True)
         else:
             print(f"[{self.label}] {self.summary(trials, with_time=True)}", file=sys.stdout, flush=True)
 
+    def ended(self, trials: list[Trial]) -> dict[str, list[Trial]]:
+        """The trials Tune ended: ``done`` (finished or pruned), ``finished`` (with their final result),
+        ``pruned``, ``stopped`` (to continue on resume)."""
+        ended = [t for t in trials if t.status == Trial.TERMINATED]
+        finished = [t for t in ended if t.last_result.get(record.OBJECTIVE_FINAL)]
+        cut = [t for t in ended if not t.last_result.get(record.OBJECTIVE_FINAL)]
+        pruned = cut if self.pruning and not StopRequest.requested else []
+        return {"done": finished + pruned, "finished": finished, "pruned": pruned,
+                "stopped": [t for t in cut if t not in pruned]}
+
     def summary(self, trials: list[Trial], with_time: bool, short: bool = False) -> str:
-        """'done 3 (pruned 1) running 2 pending 11 errored 0 · sfli 3/8 xavier 2/8 · best objective 196.4', with
-        the elapsed time and the estimate of what is left when ``with_time``; ``short``: beside a bar, which
+        """'done 3 (pruned 1)  running 2  pending 11  errored 0  · sfli 3/8 xavier 2/8  · best objective 196.4',
+        with the elapsed time and the estimate of what is left when ``with_time``; ``short``: beside a bar, which
         shows trials done and the times itself ('run 2 wait 11 err 0 pruned 1 · sfli 3/8 … · best 196.4')."""
         states = Counter(t.status for t in trials)
-        done = [t for t in trials if t.status == Trial.TERMINATED]
-        finals = [t.last_result.get(record.OBJECTIVE) for t in done if t.last_result.get(record.OBJECTIVE_FINAL)]
+        ended = self.ended(trials)
+        done = ended["done"]
+        finals = [t.last_result.get(record.OBJECTIVE) for t in ended["finished"]]
         pending = states[Trial.PENDING] + max(0, self.expected - len(trials))
+        pruned, stopped = len(ended["pruned"]), len(ended["stopped"])
         if short:
             text = (f"run {states[Trial.RUNNING]} wait {pending} err {states[Trial.ERROR]}"
-                    + (f" pruned {len(done) - len(finals)}" if len(done) > len(finals) else ""))
+                    + (f" pruned {pruned}" if pruned else "") + (f" stopped {stopped}" if stopped else ""))
         else:
-            pruned = f" (pruned {len(done) - len(finals)})" if len(done) > len(finals) else ""
-            text = (f"done {len(done)}{pruned}  running {states[Trial.RUNNING]}  pending {pending}  errored "
-                    f"{states[Trial.ERROR]}")
-        arms = arm_counts(trials)
+            text = (f"done {len(done)}" + (f" (pruned {pruned})" if pruned else "")
+                    + (f"  stopped {stopped}" if stopped else "")
+                    + f"  running {states[Trial.RUNNING]}  pending {pending}  errored {states[Trial.ERROR]}")
+        arms = arm_counts(trials, done)
         if len(arms) > 1:
             text += "  · " + " ".join(f"{arm} {n}/{total}" for arm, (n, total) in sorted(arms.items()))
         text += f"  · best{'' if short else ' objective'} {min(finals):.4g}" if finals else ""
@@ -97,14 +114,14 @@ class Progress(tune.Callback):
         return text
 
 
-def arm_counts(trials: list[Trial]) -> dict[str, tuple[int, int]]:
-    """Per arm: (runs done, runs planned) among ``trials`` — a search trial is one run of its arm, an evaluate
-    trial trains its members (arm, grid point, seed)."""
+def arm_counts(trials: list[Trial], done: list[Trial]) -> dict[str, tuple[int, int]]:
+    """Per arm: (runs done, runs planned) among ``trials``, the runs of the trials ``done`` done — a search trial
+    is one run of its arm, an evaluate trial trains its members (arm, grid point, seed)."""
     counts: dict[str, list[int]] = {}
     for t in trials:
         members = t.config.get("members") or [[t.config.get("arm", "?")]]
         for member in members:
             n = counts.setdefault(str(member[0]), [0, 0])
             n[1] += 1
-            n[0] += t.status == Trial.TERMINATED
+            n[0] += any(t is d for d in done)
     return {arm: (n[0], n[1]) for arm, n in counts.items()}

@@ -35,6 +35,7 @@ from .packing import evaluation_packs, parallel_trials, search_pack
 from .ray_session import cluster_address, connect_ray, disconnect, remove_leftovers, shipped_modules
 from .reach import check_cluster, check_local_resources, check_tracking
 from .state import StudyState, StudyStatus, driver_alive, driver_lock, fingerprint
+from .stop import StopRequest
 from .store_load import load_warning
 from .study import Cell, Study, extend_python_path, load_study
 from .tracking import Tracker, check_store, runs_dir, sqlite_file, store_lock, tracking_uri
@@ -112,9 +113,7 @@ def resume_study(name: str, runs: str | None = None, address: str | None = None,
 
 
 def _interrupt(signum, frame) -> None:
-    """SIGINT or SIGTERM: stop the study gracefully (see :class:`pipelines.phases.StopRequest`)."""
-    from .phases import StopRequest
-
+    """SIGINT or SIGTERM: stop the study gracefully (see :class:`pipelines.stop.StopRequest`)."""
     StopRequest.requested = True
     if StopRequest.in_fit:
         os.kill(os.getpid(), signal.SIGUSR1)  # Tune's graceful stop; its result is then checked by the driver
@@ -125,7 +124,7 @@ def _interrupt(signum, frame) -> None:
 def _drive(state: StudyState, folder: Path, num_cpus: int | None, experiment: Future | None = None) -> StudyState:
     """``experiment``: the study's experiment being created (a new execution); else ``state`` has it, or, when
     its first driver died before it existed, it is created here."""
-    from .phases import PhaseIncomplete, StopRequest
+    from .phases import PhaseIncomplete
 
     extend_python_path(state.study.get("python_path", []))  # the user's modules, before names are resolved
     study = Study.model_validate(state.study)

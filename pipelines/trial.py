@@ -40,7 +40,6 @@ from sfli_core.tasks import build_task
 from sfli_core.trainer import Trainer
 
 from .objective import WORST, finite_or_worst, objective_value
-from .run_figures import PREVIEW_DPI, staircase_plot
 from .study import Cell, Study, extend_python_path
 from .tracking import Tracker
 
@@ -197,7 +196,8 @@ def train_runs(plans: list[TrialPlan], todo: list[int], state: TrialState, conte
         cfgs = [plans[i].config(study, seed) for i, seed in chunk]
         reporters = [_Reporter(tracker, run_ids[i], logged_up_to[i] if seed == plans[i].seeds[0] else None)
                      for i, seed in chunk]
-        pack = Pack(cfgs, reporters, on_log=_TuneReport(study, state, index, names, tracker))
+        halving = context.phase == Phase.SEARCH and study.search.asha.enabled
+        pack = Pack(cfgs, reporters, on_log=_TuneReport(study, state, index, names, tracker, every_step=halving))
         shown = [condensation_layers(m.model)[:1] for m in pack.members]  # the heat map's layer
         initial_u = [input_weights(layers[0][0]) if layers else None for layers in shown]
         if state.pack is not None and state.members == names:
@@ -237,23 +237,34 @@ class _Reporter:
 
 
 class _TuneReport:
-    """The pack's callback after each logging step: one Tune report (the members' mean running objective
-    and loss), with a checkpoint every ``checkpoint_every`` logging steps while members still train."""
+    """The pack's callback after each logging step: a Tune report (the members' mean running objective and
+    loss), with a checkpoint every ``checkpoint_every`` logging steps while members still train.
 
-    def __init__(self, study: Study, state: TrialState, chunk: int, names: list[str], tracker: Tracker):
+    A Tune report is a round trip to the driver (the function trainable waits until the driver has taken it),
+    about 7 ms each here, so a trial reports only what someone reads: every logging step when successive
+    halving (``every_step``) decides on them, else the checkpoints alone (the trial's final result follows
+    from :func:`run_trial`)."""
+
+    def __init__(self, study: Study, state: TrialState, chunk: int, names: list[str], tracker: Tracker,
+                 every_step: bool):
         self.study, self.state, self.chunk, self.names, self.tracker = study, state, chunk, names, tracker
+        self.every_step = every_step
         self.n = 0
 
     def __call__(self, pack: Pack) -> None:
         self.n += 1
+        training = any(m.status == Status.FINISHED for m in pack.members)
+        checkpoint = (self.n % self.study.checkpoint_every == 0 and training
+                      and pack.step <= pack.lead.cfg.train.total_steps)
+        if not (checkpoint or self.every_step):
+            return
         latest = [m.history[-1] for m in pack.members]
         running = [objective_value(self.study.search.objective, m.status, m.history, m.cfg.targets.metric,
                                    m.cfg.train.total_steps) for m in pack.members]
         metrics = {record.OBJECTIVE: sum(running) / len(running),
                    keys.TRAIN_LOSS: sum(finite_or_worst(e[keys.TRAIN_LOSS]) for e in latest) / len(latest),
                    keys.STEP: pack.step - 1, record.SEED_INDEX: self.chunk, record.OBJECTIVE_FINAL: 0}
-        training = any(m.status == Status.FINISHED for m in pack.members)
-        if self.n % self.study.checkpoint_every == 0 and training and pack.step <= pack.lead.cfg.train.total_steps:
+        if checkpoint:
             self.state.pack, self.state.members, self.state.chunk = pack.state_dict(), self.names, self.chunk
             self.state.pending = self.tracker.pending()
             self.state.report(metrics)
@@ -285,6 +296,10 @@ def finish(tracker: Tracker, run_id: str, outcomes: list[SeedOutcome]) -> dict[s
 
 def _artifacts(tracker: Tracker, run_id: str, cfg: RunConfig, result: RunResult, u_start, u_end) -> None:
     """Resolved config, spectra, staircase plot and condensation heat map of the first seed."""
+    # imported here: matplotlib (and, for the heat map, the report's figure code and SciPy) only once a run has
+    # trained, so a trial actor starts training without them
+    from .run_figures import PREVIEW_DPI, staircase_plot
+
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
         (d / record.CONFIG_FILE).write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
@@ -293,8 +308,6 @@ def _artifacts(tracker: Tracker, run_id: str, cfg: RunConfig, result: RunResult,
         staircase_plot(result.history, cfg.rank.headline, result.n_layers, d / record.STAIRCASE_FILE, title)
         names = [record.CONFIG_FILE, record.SPECTRA_FILE, record.STAIRCASE_FILE]
         if u_start is not None:  # the weights, for the report's figure; a preview for the UI
-            # imported here: the report's figure code (and SciPy through it) only where a run needs it, so a
-            # trial actor starts without them
             from analysis.figures import condensation_heatmap
 
             weights = {record.WEIGHTS_START: u_start.tolist(), record.WEIGHTS_END: u_end.tolist()}

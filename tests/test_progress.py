@@ -9,6 +9,7 @@ from ray.tune.experiment import Trial
 
 from pipelines import progress
 from pipelines.progress import Progress, arm_counts
+from pipelines.stop import StopRequest
 
 
 @dataclass
@@ -31,14 +32,27 @@ EVALUATE = [Seen(Trial.TERMINATED, {"members": [["xavier", 0, 0], ["sfli", 0, 0]
 
 
 def test_counts_per_arm_follow_the_members_of_packed_trials():
-    assert arm_counts(EVALUATE) == {"xavier": (1, 2), "sfli": (1, 3)}
-    assert arm_counts(SEARCH) == {"sfli": (3, 5)}
+    assert arm_counts(EVALUATE, EVALUATE[:1]) == {"xavier": (1, 2), "sfli": (1, 3)}
+    assert arm_counts(SEARCH, SEARCH[:3]) == {"sfli": (3, 5)}
 
 
 def test_summary_counts_pruned_trials_apart_and_the_best_final_objective_only():
-    text = Progress("search sfli", 0.0, expected=8, terminal=False).summary(SEARCH, with_time=False)
+    text = Progress("search sfli", 0.0, expected=8, pruning=True, terminal=False).summary(SEARCH, with_time=False)
     # 3 more trials not yet created count as pending; the pruned trial's running objective is not a result
     assert text == "done 3 (pruned 1)  running 1  pending 4  errored 0  · best objective 196.4"
+
+
+def test_a_trial_ended_without_its_result_is_stopped_not_pruned_after_a_stop_request_or_without_pruning(
+        monkeypatch):
+    """After Ctrl-C Tune ends the running trials without their final result: they continue on resume, so they
+    are neither done nor pruned (a search without successive halving prunes nothing)."""
+    plain = Progress("search sfli", 0.0, expected=8, terminal=False)
+    assert plain.summary(SEARCH, with_time=False) == ("done 2  stopped 1  running 1  pending 4  errored 0  "
+                                                      "· best objective 196.4")
+    monkeypatch.setattr(StopRequest, "requested", True)
+    halving = Progress("search sfli", 0.0, expected=8, pruning=True, terminal=True)
+    assert halving.summary(SEARCH, with_time=False, short=True) == "run 1 wait 4 err 0 stopped 1  · best 196.4"
+    assert arm_counts(SEARCH, halving.ended(SEARCH)["done"]) == {"sfli": (2, 5)}
     both = Progress("evaluate", 0.0, expected=2, terminal=False).summary(EVALUATE, with_time=False)
     assert "· sfli 1/3 xavier 1/2" in both
 
@@ -46,7 +60,7 @@ def test_summary_counts_pruned_trials_apart_and_the_best_final_objective_only():
 def test_a_log_gets_a_line_per_phase_change_and_at_most_one_a_minute(capsys, monkeypatch):
     clock = [1000.0]
     monkeypatch.setattr(progress.time, "time", lambda: clock[0])
-    shown = Progress("search sfli", 990.0, expected=5, terminal=False)
+    shown = Progress("search sfli", 990.0, expected=5, pruning=True, terminal=False)
     shown.setup()
     for _ in range(100):  # a step every 0.5 s for 50 s: no line
         clock[0] += 0.5
