@@ -1,8 +1,13 @@
 """Metric batches delivered to the tracking store by a background thread, so that training never waits for it.
 
 A trial's logging steps are queued (each batch's timestamps fixed when it is queued) and one thread delivers
-them in order. When the store is unreachable — a tracking server restarting, an SQLite file locked — the
-thread keeps the batches and retries with back-off; training goes on. Re-sending a batch whose first
+them in order, one call per run for every step queued since its last delivery: a step waits up to
+:data:`LINGER_S` to go out with the next ones (:meth:`MetricBuffer.flush` does not wait), so a run's curves
+reach the store about once a second whatever its logging cadence, and a trial spends one store call (SQLite
+under a lock, or an HTTP request) per run and second instead of one per logging step.
+
+When the store is unreachable — a tracking server restarting, an SQLite file locked — the thread keeps the
+batches and retries with back-off; training goes on. Re-sending a batch whose first
 delivery did reach the store is harmless: MLflow stores a metric once per (key, timestamp, step, value), so
 the same batch sent twice is recorded once. A trial's checkpoint carries the batches not yet delivered
 (:meth:`MetricBuffer.pending`), so that a trial killed during an outage re-sends them when it continues.
@@ -14,6 +19,7 @@ trial fails clearly, and ``sfli resume`` completes the study once the store is b
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -28,6 +34,7 @@ PATIENCE_ENV = "SFLI_TRACKING_PATIENCE_S"
 DEFAULT_PATIENCE_S = 600.0
 OUTAGE_ENV = "SFLI_FAULT_TRACKING_OUTAGE"  # fault injection: see injected_outage
 TRANSIENT_CODES = ("INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED")
+LINGER_S = 1.0  # seconds a queued logging step may wait for the next ones (one store call for all of them)
 
 Batch = tuple[str, list[Metric]]
 
@@ -82,14 +89,17 @@ class TrackingUnavailable(StudyError):
 
 
 class MetricBuffer:
-    def __init__(self, client, patience: float | None = None):
+    def __init__(self, client, patience: float | None = None, linger: float = LINGER_S):
         self.client = client
         self.patience = patience_s() if patience is None else patience
+        self.linger = linger
         self.queue: deque[Batch] = deque()
         self.cond = threading.Condition()
         self.failing_since: float | None = None
         self.refused: Exception | None = None
         self.last_error: Exception | None = None
+        self.last_delivery = -math.inf  # a run's first step goes out at once
+        self.flushing = 0
         self.delivered_calls = 0
         self.thread = threading.Thread(target=self._deliver, name="sfli-metrics", daemon=True)
         self.thread.start()
@@ -110,12 +120,18 @@ class MetricBuffer:
         unreachable for longer than the patience (or ``timeout`` passed)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self.cond:
-            while self.queue:
+            self.flushing += 1
+            self.cond.notify_all()
+            try:
+                while self.queue:
+                    self._raise_if_hopeless()
+                    if deadline is not None and time.monotonic() > deadline:
+                        raise TrackingUnavailable(f"{len(self.queue)} metric batches not delivered in "
+                                                  f"{timeout:.0f} s")
+                    self.cond.wait(0.2)
                 self._raise_if_hopeless()
-                if deadline is not None and time.monotonic() > deadline:
-                    raise TrackingUnavailable(f"{len(self.queue)} metric batches not delivered in {timeout:.0f} s")
-                self.cond.wait(0.2)
-            self._raise_if_hopeless()
+            finally:
+                self.flushing -= 1
 
     def _raise_if_hopeless(self) -> None:
         if self.refused is not None:
@@ -126,30 +142,46 @@ class MetricBuffer:
                 f"({PATIENCE_ENV}); {len(self.queue)} metric batches kept in the trial's checkpoint; "
                 f"last error: {self.last_error}")
 
+    def _next_calls(self) -> list[tuple[str, list[Batch]]]:
+        """Once batches are queued and the linger since the last delivery has passed (or a flush waits): the
+        queued batches grouped by run, in the order of each run's first batch."""
+        with self.cond:
+            while True:
+                if self.queue and self.refused is None:
+                    wait = self.last_delivery + self.linger - time.monotonic()
+                    if wait <= 0 or self.flushing:
+                        break
+                    self.cond.wait(wait)
+                else:
+                    self.cond.wait()
+            calls: dict[str, list[Batch]] = {}
+            for batch in self.queue:
+                calls.setdefault(batch[0], []).append(batch)
+            return list(calls.items())
+
     def _deliver(self) -> None:
         delay = 0.1
         while True:
-            with self.cond:
-                while not self.queue or self.refused is not None:
-                    self.cond.wait()
-                run_id, metrics = self.queue[0]
-            try:
-                injected_outage()
-                self.client.log_batch(run_id, metrics=metrics)
-            except Exception as err:  # noqa: BLE001 - every failure is either retried or reported by flush
+            for run_id, batches in self._next_calls():
+                try:
+                    injected_outage()
+                    self.client.log_batch(run_id, metrics=[m for _, metrics in batches for m in metrics])
+                except Exception as err:  # noqa: BLE001 - every failure is either retried or reported by flush
+                    with self.cond:
+                        self.last_error = err
+                        if not transient(err):
+                            self.refused = err
+                        elif self.failing_since is None:
+                            self.failing_since = time.monotonic()
+                        self.cond.notify_all()
+                    time.sleep(delay)
+                    delay = min(2 * delay, 5.0)
+                    break
+                delay = 0.1
+                delivered = {id(batch) for batch in batches}
                 with self.cond:
-                    self.last_error = err
-                    if not transient(err):
-                        self.refused = err
-                    elif self.failing_since is None:
-                        self.failing_since = time.monotonic()
+                    self.queue = deque(batch for batch in self.queue if id(batch) not in delivered)
+                    self.failing_since = None
+                    self.delivered_calls += 1
+                    self.last_delivery = time.monotonic()
                     self.cond.notify_all()
-                time.sleep(delay)
-                delay = min(2 * delay, 5.0)
-                continue
-            delay = 0.1
-            with self.cond:
-                self.queue.popleft()
-                self.failing_since = None
-                self.delivered_calls += 1
-                self.cond.notify_all()
