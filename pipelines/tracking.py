@@ -2,10 +2,11 @@
 trial (one for a search trial, one per member of a packed evaluate trial).
 
 Runs are found by their tags before any is created, so a retried or resumed trial reopens its own run
-(the trial id is stable across retries and ``Tuner.restore``). Metrics of one logging step go out in one
-``log_batch`` call, from a background thread (:mod:`pipelines.metric_buffer`): training never waits for the
-store. Every other call is retried with back-off while the store is unreachable or locked (SQLite answers
-"database is locked" under concurrent writers), up to the tracking patience.
+(the trial id is stable across retries and ``Tuner.restore``). Metrics of one logging step are one batch, and
+a background thread (:mod:`pipelines.metric_buffer`) sends a run's batches of the last second in one
+``log_batch`` call: training never waits for the store. Every other call is retried with back-off while the
+store is unreachable or locked (SQLite answers "database is locked" under concurrent writers), up to the
+tracking patience.
 """
 
 from __future__ import annotations
