@@ -56,6 +56,21 @@ def damaged_tune_state(path: Path) -> str | None:
     return None
 
 
+class TuneStopNoise(logging.Filter):
+    """Drops Tune's own words on a graceful stop and on restoring its experiment: they name its Python API
+    (``Tuner.restore``) as the way to continue and list, one long line each, the trials that never started
+    as results it could not read. The driver says what stopped and how to continue (``sfli resume``)."""
+
+    PREFIXES = ("Stop signal received", "Experiment has been interrupted", "Failed to fetch metrics")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.PREFIXES)
+
+
+TUNE_STOP_NOISE = TuneStopNoise()  # one instance: a logger keeps a filter added twice once
+STOP_NOISE_LOGGERS = ("ray.tune.tune", "ray.tune.analysis.experiment_analysis")
+
+
 class PhaseIncomplete(Exception):
     """A phase's Tune experiment ended with trials not done (interrupted) or failed for good."""
 
@@ -84,6 +99,8 @@ def run_phase(state, study: Study, phase: Phase, cell: Cell | None, t0: float,
     tuner, relocated = _tuner(state, study, phase, cell, trainable, packing, audit, name, path, label, t0)
     # Tune's "Wrote the latest version of all result files …" after every phase: not for the terminal
     logging.getLogger("ray.tune").setLevel(logging.WARNING)
+    for logger in STOP_NOISE_LOGGERS:
+        logging.getLogger(logger).addFilter(TUNE_STOP_NOISE)
     StopRequest.in_fit = True
     try:
         with relocated:

@@ -1,6 +1,6 @@
 """Restoring a phase: the knobs a search chooses do not depend on the order in which Tune returns its trials
-(an interrupted and resumed search chooses what an uninterrupted one does), and a saved Tune state cut short
-is recognised."""
+(an interrupted and resumed search chooses what an uninterrupted one does), a saved Tune state cut short is
+recognised, and Tune's own words on stopping and restoring (its API, never-started trials) are left out."""
 
 from __future__ import annotations
 
@@ -48,3 +48,22 @@ def test_a_tune_state_cut_short_is_recognised(tmp_path):
     (tmp_path / "experiment_state-2026-12-02_00-01-00.json").unlink()
     (tmp_path / "searcher-state-2026-12-02_00-00-00.pkl").write_bytes(b"")
     assert damaged_tune_state(tmp_path) == "searcher-state-2026-12-02_00-00-00.pkl is empty"
+
+
+def test_tunes_words_on_a_stop_are_dropped_and_its_other_warnings_kept(caplog):
+    """What Tune logs on a graceful stop and on restoring names Tuner.restore and lists never-started trials;
+    once a phase ran, those records no longer reach any handler, while Tune's other warnings still do."""
+    import logging
+
+    from pipelines.phases import STOP_NOISE_LOGGERS, TUNE_STOP_NOISE
+
+    for name in STOP_NOISE_LOGGERS:
+        logging.getLogger(name).addFilter(TUNE_STOP_NOISE)  # as run_phase does
+    tune_log, analysis_log = (logging.getLogger(name) for name in STOP_NOISE_LOGGERS)
+    with caplog.at_level(logging.WARNING):
+        tune_log.warning("Stop signal received (e.g. via SIGINT/Ctrl+C), ending Ray Tune run. …")
+        tune_log.warning("Experiment has been interrupted, but the most recent state was saved.\n"
+                         'Resume experiment with: Tuner.restore(path="…", trainable=...)')
+        analysis_log.warning("Failed to fetch metrics for 8 trial(s):\n- run_trial_00008: FileNotFoundError(…)")
+        tune_log.warning("Trial run_trial_00001 errored after 3 iterations")
+    assert [r.getMessage() for r in caplog.records] == ["Trial run_trial_00001 errored after 3 iterations"]
