@@ -1,7 +1,7 @@
 """Metric batches delivered to the tracking store by a background thread, so that training never waits for it.
 
 A trial's logging steps are queued (each batch's timestamps fixed when it is queued) and one thread delivers
-them in order, one call per run for every step queued since its last delivery: a step waits up to
+them in order, one call per run for the steps queued since the last delivery: a step waits up to
 :data:`LINGER_S` to go out with the next ones (:meth:`MetricBuffer.flush` does not wait), so a run's curves
 reach the store about once a second whatever its logging cadence, and a trial spends one store call (SQLite
 under a lock, or an HTTP request) per run and second instead of one per logging step.
@@ -98,7 +98,7 @@ class MetricBuffer:
         self.failing_since: float | None = None
         self.refused: Exception | None = None
         self.last_error: Exception | None = None
-        self.last_delivery = -math.inf  # a run's first step goes out at once
+        self.last_delivery = -math.inf  # the first step goes out at once
         self.flushing = 0
         self.delivered_calls = 0
         self.thread = threading.Thread(target=self._deliver, name="sfli-metrics", daemon=True)
