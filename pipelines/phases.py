@@ -157,8 +157,10 @@ def _outcome(state, study: Study, phase: Phase, cell: Cell | None, results, pack
         why = str(results.errors[0]).strip().splitlines()[-1][:300] if failed and results.errors else ""
         raise PhaseIncomplete(label, done, expected, failed, why)
     keep = {r.metrics.get("trial_id") for r in results if r.metrics}
-    Tracker(state.tracking_uri).discard_orphans(state.experiment_id, study.name, state.execution, phase,
-                                                cell.arm if cell else None, cell.variant if cell else None, keep)
+    tracker = Tracker(state.tracking_uri)
+    tracker.discard_orphans(state.experiment_id, study.name, state.execution, phase, cell.arm if cell else None,
+                            cell.variant if cell else None, keep)
+    tracker.close_stragglers(state.experiment_id, study.name, state.execution, phase)
     if phase != Phase.SEARCH:
         return {}
     finished = [r for r in results if r.metrics and r.metrics.get(record.OBJECTIVE_FINAL)]

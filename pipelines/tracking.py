@@ -242,6 +242,16 @@ class Tracker:
         for run_id in sorted(running):
             self.finish(run_id, Status.STOPPED)
 
+    def close_stragglers(self, experiment_id: str, study: str, execution: int, phase: str) -> int:
+        """Give MLflow's status to the runs of a completed phase that have their sfli status but are still
+        RUNNING for MLflow: a trial stopped by successive halving closes its run in two writes (its status, then
+        MLflow's) while Tune ends it, and Tune does not wait for the second. Returns how many."""
+        stragglers = [r for r in self.trial_runs(experiment_id, study, execution, phase) if r.info.status == "RUNNING"
+                      and r.data.tags.get(record.STATUS, Status.RUNNING) != Status.RUNNING]
+        for run in stragglers:
+            self._close(run.info.run_id, Status(run.data.tags[record.STATUS]))
+        return len(stragglers)
+
     def discard_orphans(self, experiment_id: str, study: str, execution: int, phase: str, arm: str | None,
                         variant: str | None, keep: set[str]) -> int:
         """Delete (MLflow's soft delete, tagged why) the runs of a finished phase whose trial the restored Tune

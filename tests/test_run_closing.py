@@ -1,0 +1,32 @@
+"""Closing a completed phase's runs (pipelines.tracking) on a real MLflow SQLite store: a run left RUNNING for
+MLflow after its trial wrote its sfli status (a trial stopped by successive halving, its actor ended between
+the two writes) gets the MLflow status that matches, its sfli status kept; other runs are left as they are."""
+
+from __future__ import annotations
+
+from pipelines.tracking import Tracker
+from sfli_core import record
+from sfli_core.record import Status, TrialIdentity
+
+
+def test_runs_with_their_status_but_still_running_for_mlflow_are_closed_to_match(tmp_path):
+    tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = tracker.experiment("closing", tmp_path / "artifacts")
+    parent = tracker.parent_run(experiment, "closing", "search", 1)
+    runs = {}
+    for trial, status, closed in [("cut", Status.STOPPED, False), ("done", Status.FINISHED, True),
+                                  ("broken", Status.FAILED, False), ("live", Status.RUNNING, False)]:
+        identity = TrialIdentity(study="closing", execution=1, phase="search", arm="sfli", variant="base",
+                                 trial_id=trial, seeds=(1000,), task="fit1d_multiscale", init="sfli", arch="mlp",
+                                 init_role="treatment")
+        run_id, _ = tracker.child_run(experiment, parent, trial, identity, {"train.lr": 0.01})
+        tracker.set_tags(run_id, {record.STATUS: status})  # the first of the two writes that close a run
+        if closed:
+            tracker.client.set_terminated(run_id, "FINISHED")
+        runs[trial] = run_id
+    assert tracker.close_stragglers(experiment, "closing", 1, "search") == 2
+    seen = {trial: tracker.client.get_run(run_id) for trial, run_id in runs.items()}
+    assert {trial: (run.data.tags[record.STATUS], run.info.status) for trial, run in seen.items()} == {
+        "cut": ("stopped", "FINISHED"), "done": ("finished", "FINISHED"), "broken": ("failed", "FAILED"),
+        "live": ("running", "RUNNING")}
+    assert tracker.close_stragglers(experiment, "closing", 1, "evaluate") == 0
