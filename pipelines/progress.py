@@ -36,6 +36,7 @@ class Progress(tune.Callback):
 
     def __init__(self, label: str, t0: float, expected: int, pruning: bool = False, terminal: bool | None = None):
         self.label, self.t0, self.expected, self.pruning = label, t0, expected, pruning
+        self.pruned: set[str] = set()  # trials seen ended early before any stop request: pruned for good
         self.terminal = sys.stdout.isatty() if terminal is None else terminal
         self.started = time.time()
         self.last = 0.0
@@ -54,6 +55,7 @@ class Progress(tune.Callback):
             print(f"[{self.label}] {self.expected} trials", file=sys.stdout, flush=True)
 
     def on_step_end(self, iteration: int, trials: list[Trial], **info) -> None:
+        self.ended(trials)
         every = BAR_EVERY_S if self.terminal else LOG_EVERY_S
         if time.time() - self.last >= every:
             self.show(trials)
@@ -81,7 +83,9 @@ class Progress(tune.Callback):
         ended = [t for t in trials if t.status == Trial.TERMINATED]
         finished = [t for t in ended if t.last_result.get(record.OBJECTIVE_FINAL)]
         cut = [t for t in ended if not t.last_result.get(record.OBJECTIVE_FINAL)]
-        pruned = cut if self.pruning and not StopRequest.requested else []
+        if self.pruning and not StopRequest.requested:
+            self.pruned |= {t.trial_id for t in cut}
+        pruned = [t for t in cut if t.trial_id in self.pruned]
         return {"done": finished + pruned, "finished": finished, "pruned": pruned,
                 "stopped": [t for t in cut if t not in pruned]}
 

@@ -3,6 +3,7 @@ counts, per-arm runs, the best final objective, and how often it speaks on a ter
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 from ray.tune.experiment import Trial
@@ -11,6 +12,8 @@ from pipelines import progress
 from pipelines.progress import Progress, arm_counts
 from pipelines.stop import StopRequest
 
+NUMBERS = itertools.count()
+
 
 @dataclass
 class Seen:
@@ -18,6 +21,7 @@ class Seen:
     status: str
     config: dict
     last_result: dict = field(default_factory=dict)
+    trial_id: str = field(default_factory=lambda: f"t{next(NUMBERS)}")
 
 
 def final(objective: float) -> dict:
@@ -49,10 +53,16 @@ def test_a_trial_ended_without_its_result_is_stopped_not_pruned_after_a_stop_req
     plain = Progress("search sfli", 0.0, expected=8, terminal=False)
     assert plain.summary(SEARCH, with_time=False) == ("done 2  stopped 1  running 1  pending 4  errored 0  "
                                                       "· best objective 196.4")
-    monkeypatch.setattr(StopRequest, "requested", True)
     halving = Progress("search sfli", 0.0, expected=8, pruning=True, terminal=True)
-    assert halving.summary(SEARCH, with_time=False, short=True) == "run 1 wait 4 err 0 stopped 1  · best 196.4"
-    assert arm_counts(SEARCH, halving.ended(SEARCH)["done"]) == {"sfli": (2, 5)}
+    halving.on_step_end(0, SEARCH[:3])  # the third trial was pruned before Ctrl-C …
+    monkeypatch.setattr(StopRequest, "requested", True)
+    after = SEARCH + [Seen(Trial.TERMINATED, {"arm": "sfli"}, {"objective": 80.0, "objective_final": 0})]
+    # … the one ended without its result after it was stopped
+    assert halving.summary(after, with_time=False, short=True) == ("run 1 wait 3 err 0 pruned 1 stopped 1  "
+                                                                   "· best 196.4")
+    assert arm_counts(after, halving.ended(after)["done"]) == {"sfli": (3, 6)}
+    late = Progress("search sfli", 0.0, expected=8, pruning=True, terminal=True)  # saw nothing before the stop
+    assert late.summary(SEARCH, with_time=False, short=True) == "run 1 wait 4 err 0 stopped 1  · best 196.4"
     both = Progress("evaluate", 0.0, expected=2, terminal=False).summary(EVALUATE, with_time=False)
     assert "· sfli 1/3 xavier 1/2" in both
 
