@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
-from matplotlib import image
 from mlflow.tracking import MlflowClient
+from PIL import Image
 
 from sfli_core import keys, record
 
@@ -71,7 +71,9 @@ def _figure(src: Path, figures: Path, doc: Path) -> str:
     """A report figure at half its resolution in the page's figure folder (the page is read on screen; the
     report keeps the print resolution); its Markdown image link, relative to the page."""
     figures.mkdir(parents=True, exist_ok=True)
-    image.thumbnail(str(src), str(figures / src.name), scale=0.5)
+    with Image.open(src) as picture:  # Pillow (matplotlib's own image library; its thumbnail() is deprecated)
+        picture.thumbnail((max(1, picture.width // 2), max(1, picture.height // 2)))
+        picture.save(figures / src.name)
     return f"![{src.stem}]({(figures / src.name).relative_to(doc.parent).as_posix()})"
 
 
