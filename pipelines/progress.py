@@ -79,15 +79,16 @@ class Progress(tune.Callback):
 
     def ended(self, trials: list[Trial]) -> dict[str, list[Trial]]:
         """The trials Tune ended: ``done`` (finished or pruned), ``finished`` (with their final result),
-        ``pruned``, ``stopped`` (to continue on resume)."""
+        ``pruned``, ``stopped`` (to continue on resume). Those ended early while no stop is requested are
+        remembered as pruned, so that they stay pruned after one is."""
         ended = [t for t in trials if t.status == Trial.TERMINATED]
         finished = [t for t in ended if t.last_result.get(record.OBJECTIVE_FINAL)]
         cut = [t for t in ended if not t.last_result.get(record.OBJECTIVE_FINAL)]
         if self.pruning and not StopRequest.requested:
             self.pruned |= {t.trial_id for t in cut}
-        pruned = [t for t in cut if t.trial_id in self.pruned]
-        return {"done": finished + pruned, "finished": finished, "pruned": pruned,
-                "stopped": [t for t in cut if t not in pruned]}
+        return {"done": finished + [t for t in cut if t.trial_id in self.pruned], "finished": finished,
+                "pruned": [t for t in cut if t.trial_id in self.pruned],
+                "stopped": [t for t in cut if t.trial_id not in self.pruned]}
 
     def summary(self, trials: list[Trial], with_time: bool, short: bool = False) -> str:
         """'done 3 (pruned 1)  running 2  pending 11  errored 0  · sfli 3/8 xavier 2/8  · best objective 196.4',
@@ -106,7 +107,7 @@ class Progress(tune.Callback):
             text = (f"done {len(done)}" + (f" (pruned {pruned})" if pruned else "")
                     + (f"  stopped {stopped}" if stopped else "")
                     + f"  running {states[Trial.RUNNING]}  pending {pending}  errored {states[Trial.ERROR]}")
-        arms = arm_counts(trials, done)
+        arms = arm_counts(trials, {t.trial_id for t in done})
         if len(arms) > 1:
             text += "  · " + " ".join(f"{arm} {n}/{total}" for arm, (n, total) in sorted(arms.items()))
         text += f"  · best{'' if short else ' objective'} {min(finals):.4g}" if finals else ""
@@ -118,14 +119,14 @@ class Progress(tune.Callback):
         return text
 
 
-def arm_counts(trials: list[Trial], done: list[Trial]) -> dict[str, tuple[int, int]]:
-    """Per arm: (runs done, runs planned) among ``trials``, the runs of the trials ``done`` done — a search trial
-    is one run of its arm, an evaluate trial trains its members (arm, grid point, seed)."""
+def arm_counts(trials: list[Trial], done: set[str]) -> dict[str, tuple[int, int]]:
+    """Per arm: (runs done, runs planned) among ``trials``, the runs of the trials whose ids are ``done`` done —
+    a search trial is one run of its arm, an evaluate trial trains its members (arm, grid point, seed)."""
     counts: dict[str, list[int]] = {}
     for t in trials:
         members = t.config.get("members") or [[t.config.get("arm", "?")]]
         for member in members:
             n = counts.setdefault(str(member[0]), [0, 0])
             n[1] += 1
-            n[0] += any(t is d for d in done)
+            n[0] += t.trial_id in done
     return {arm: (n[0], n[1]) for arm, n in counts.items()}

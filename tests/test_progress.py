@@ -36,8 +36,8 @@ EVALUATE = [Seen(Trial.TERMINATED, {"members": [["xavier", 0, 0], ["sfli", 0, 0]
 
 
 def test_counts_per_arm_follow_the_members_of_packed_trials():
-    assert arm_counts(EVALUATE, EVALUATE[:1]) == {"xavier": (1, 2), "sfli": (1, 3)}
-    assert arm_counts(SEARCH, SEARCH[:3]) == {"sfli": (3, 5)}
+    assert arm_counts(EVALUATE, {EVALUATE[0].trial_id}) == {"xavier": (1, 2), "sfli": (1, 3)}
+    assert arm_counts(SEARCH, {t.trial_id for t in SEARCH[:3]}) == {"sfli": (3, 5)}
 
 
 def test_summary_counts_pruned_trials_apart_and_the_best_final_objective_only():
@@ -60,7 +60,7 @@ def test_a_trial_ended_without_its_result_is_stopped_not_pruned_after_a_stop_req
     # … the one ended without its result after it was stopped
     assert halving.summary(after, with_time=False, short=True) == ("run 1 wait 3 err 0 pruned 1 stopped 1  "
                                                                    "· best 196.4")
-    assert arm_counts(after, halving.ended(after)["done"]) == {"sfli": (3, 6)}
+    assert arm_counts(after, {t.trial_id for t in halving.ended(after)["done"]}) == {"sfli": (3, 6)}
     late = Progress("search sfli", 0.0, expected=8, pruning=True, terminal=True)  # saw nothing before the stop
     assert late.summary(SEARCH, with_time=False, short=True) == "run 1 wait 4 err 0 stopped 1  · best 196.4"
     both = Progress("evaluate", 0.0, expected=2, terminal=False).summary(EVALUATE, with_time=False)
