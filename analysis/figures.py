@@ -30,10 +30,11 @@ def _colours() -> list[str]:
 
 def save(fig, path: Path, dpi: int = DPI, pdf: bool = True) -> list[Path]:
     """``path`` (PNG) and, with ``pdf``, the same figure as PDF beside it, cropped to what is drawn. The
-    constrained layout and the crop are computed once, for both files: ``savefig(bbox_inches="tight")`` with
-    the layout engine attached lays out and draws twice per file, which was most of a report's time."""
-    fig.draw_without_rendering()
-    fig.set_layout_engine(None)
+    figure's layout (when it has a layout engine) and the crop are computed once, for both files:
+    ``savefig(bbox_inches="tight")`` lays out and draws twice per file, which was most of a report's time."""
+    if fig.get_layout_engine() is not None:
+        fig.draw_without_rendering()
+        fig.set_layout_engine(None)
     box = fig.get_tightbbox().padded(plt.rcParams["savefig.pad_inches"])
     fig.savefig(path, dpi=dpi, bbox_inches=box)
     out = [path]
@@ -247,8 +248,8 @@ def condensation_heatmap(weights: dict, path: Path, title: str = "", dpi: int = 
     condensed orientation and line counts (docs/science.md §4) in the panel titles."""
     import torch
 
-    fig, axes = plt.subplots(1, len(weights), figsize=(3.6 * len(weights), 3.4), squeeze=False,
-                             layout="constrained")
+    # no layout engine: a trial draws this figure as its run's preview, on its critical path
+    fig, axes = plt.subplots(1, len(weights), figsize=(3.6 * len(weights), 3.4), squeeze=False)
     for ax, (label, u) in zip(axes[0], weights.items()):
         c = analyse(torch.as_tensor(u, dtype=torch.float64))
         im = ax.imshow(c.similarity.numpy(), cmap="RdYlBu_r", vmin=-1, vmax=1)
