@@ -36,17 +36,26 @@ def fingerprint(runs: pd.DataFrame, audit: str | None) -> str:
     return digest.hexdigest()
 
 
-def figures_of(out: Path, key: str, draw: Callable[[], list[Path]]) -> list[Path]:
-    """The figure files in ``out`` drawn for ``key``: reused when the folder's manifest names ``key`` and every
-    file it lists exists, else drawn by ``draw()`` and the manifest rewritten."""
-    manifest = out / MANIFEST
+def drawn(out: Path, key: str) -> list[Path] | None:
+    """The figure files in ``out`` drawn for ``key``, when the folder's manifest names ``key`` and every file it
+    lists exists; else None."""
     try:
-        recorded = json.loads(manifest.read_text())
+        recorded = json.loads((out / MANIFEST).read_text())
         files = [out / name for name in recorded["files"]]
         if recorded["fingerprint"] == key and all(f.exists() for f in files):
             return files
     except (OSError, ValueError, KeyError, TypeError):
         pass  # no manifest or a damaged one: draw
+    return None
+
+
+def figures_of(out: Path, key: str, draw: Callable[[], list[Path]]) -> list[Path]:
+    """The figure files in ``out`` drawn for ``key``: reused when :func:`drawn`, else drawn by ``draw()`` and the
+    manifest rewritten."""
+    files = drawn(out, key)
+    if files is not None:
+        return files
+    manifest = out / MANIFEST
     manifest.unlink(missing_ok=True)  # a report killed while drawing leaves no manifest that claims its files
     files = draw()
     manifest.write_text(json.dumps({"fingerprint": key, "files": [f.relative_to(out).as_posix() for f in files]}))

@@ -23,7 +23,8 @@ from . import columns, figures
 from . import html as page
 from .condensation import condensation_table, convention_check, first_above_2p, stage_step, with_stage
 from .curves import common_window, curves_of
-from .figure_cache import figures_of, fingerprint
+from .drawing import Job, draw_all, prepare
+from .figure_cache import drawn, figures_of, fingerprint
 from .formats import html_table, markdown, write
 from .runs import artifact_json, history, load_runs, parent_tags, search_trials, unfinished
 from .summary import compact, summary_table
@@ -89,46 +90,47 @@ def runtimes_of(runs: pd.DataFrame, taus) -> dict[tuple[str, float], dict[str, R
     return out
 
 
-def _figures(uri: str, runs: pd.DataFrame, curves: dict, speed: pd.DataFrame, out: Path) -> list[Path]:
-    files: list[Path] = []
+def _figures(uri: str, runs: pd.DataFrame, curves: dict, speed: pd.DataFrame, out: Path) -> list[Job]:
+    """The report's figures to draw, each a figure function and its arguments (analysis.drawing)."""
+    jobs: list[Job] = []
     for group, g in runs.groupby(GROUP, dropna=False, sort=True):
         slug, title = _slug(*group), " ".join(str(p) for p in group if p != "base")
         first = g.iloc[0]
         eps, taus = float(first["headline"]), list(first["thresholds"])
-        files += figures.km_curves(runtimes_of(g, taus), taus, float(g["budget"].max()), out / f"km_{slug}.png",
-                                   title)
-        files += figures.staircase_curves(curves[group], eps, taus, first["metric"], out / f"staircase_{slug}.png",
-                                          title)
-        files += figures.staircase_segments(curves[group], eps, out / f"staircase_segments_{slug}.png", title)
-        files += figures.initial_rank_bars(g, out / f"initial_rank_{slug}.png", title)
+        jobs += [(figures.km_curves, (runtimes_of(g, taus), taus, float(g["budget"].max()), out / f"km_{slug}.png",
+                                      title)),
+                 (figures.staircase_curves, (curves[group], eps, taus, first["metric"],
+                                             out / f"staircase_{slug}.png", title)),
+                 (figures.staircase_segments, (curves[group], eps, out / f"staircase_segments_{slug}.png", title)),
+                 (figures.initial_rank_bars, (g, out / f"initial_rank_{slug}.png", title))]
         lowest = g.sort_values("seed").groupby("arm").head(1)
         spectra = {r["arm"]: (int(r["seed"]), artifact_json(uri, r["run_id"], record.SPECTRA_FILE))
                    for _, r in lowest.iterrows()}
-        files += figures.spectra_plot(spectra, eps, out / f"spectra_{slug}.png", title)
+        jobs.append((figures.spectra_plot, (spectra, eps, out / f"spectra_{slug}.png", title)))
         for _, r in pd.concat([lowest, first_above_2p(g)]).drop_duplicates("run_id").iterrows():
-            files += _heatmap(uri, r, out / f"condensation_{slug}_{r['arm']}_seed{int(r['seed'])}.png",
-                              f"{title}, {r['arm']} seed {int(r['seed'])}, first analysed layer")
+            jobs += _heatmap(uri, r, out / f"condensation_{slug}_{r['arm']}_seed{int(r['seed'])}.png",
+                             f"{title}, {r['arm']} seed {int(r['seed'])}, first analysed layer")
     if not speed.empty:
-        files += figures.forest_plot(speed, out / "speedup_forest.png")
-    return files
+        jobs.append((figures.forest_plot, (speed, out / "speedup_forest.png")))
+    return jobs
 
 
-def _tuning_figures(runs: pd.DataFrame, audit: str, out: Path) -> list[Path]:
+def _tuning_figures(runs: pd.DataFrame, audit: str, out: Path) -> list[Job]:
     """Per searched cell, the objective of every search trial against each knob (analysis.tuning)."""
-    files: list[Path] = []
+    jobs: list[Job] = []
     for (study, execution, variant, arm), g in runs.groupby(["study", "execution", "variant", "arm"], sort=True):
         trials = load_search(audit, record.search_study_name(study, int(execution), arm, variant))
         if trials:
             title = (f"{study}: search of {arm}" + (f" at {variant}" if variant != "base" else "")
                      + f" ({len(trials)} trials)")
-            files += tuning_figure(trials, g["chosen"].iloc[0], out / f"tuning_{_slug(study, variant, arm)}.png",
-                                   title)
-    return files
+            jobs.append((tuning_figure, (trials, g["chosen"].iloc[0], out / f"tuning_{_slug(study, variant, arm)}.png",
+                                         title)))
+    return jobs
 
 
-def _heatmap(uri: str, run: pd.Series, path: Path, title: str) -> list[Path]:
+def _heatmap(uri: str, run: pd.Series, path: Path, title: str) -> list[Job]:
     """Heat maps of the first condensation layer at the start, in the initial stage (when the run tracked its
-    weights) and at the end."""
+    weights) and at the end; none when the run recorded no weights."""
     weights = artifact_json(uri, run["run_id"], record.WEIGHTS_FILE)
     if weights is None:
         return []
@@ -137,28 +139,37 @@ def _heatmap(uri: str, run: pd.Series, path: Path, title: str) -> list[Path]:
         step = stage_step(history(uri, run["run_id"], keys.TRAIN_LOSS))
         panels[f"initial stage, step {step}"] = weights[record.WEIGHTS_STEPS][str(step)]
     panels["end"] = weights[record.WEIGHTS_END]
-    return figures.condensation_heatmap(panels, path, title)
+    return [(figures.condensation_heatmap, (panels, path, title))]
 
 
 def build_report(uri: str, studies: list[str] | None, out: Path, with_figures: bool = True,
-                 execution: int | None = None, audit: str | None = None, store: str | None = None) -> Report:
+                 execution: int | None = None, audit: str | None = None, store: str | None = None,
+                 workers: int = 1) -> Report:
     """The report of ``studies`` (all recorded studies when None) in the folder ``out``: tables (CSV, Markdown,
     LaTeX), figures, report.md and report.html. ``audit``: the Optuna storage of the studies' searches
     (pipelines.audit), for the tuning figures; ``store``: the store as the user named it, for the pages. Figures
-    already drawn in ``out`` from the same runs by the same code are reused (analysis.figure_cache)."""
+    already drawn in ``out`` from the same runs by the same code are reused (analysis.figure_cache); the others
+    are drawn by up to ``workers`` processes (analysis.drawing: a command passes ``available_workers()``)."""
     runs = load_runs(uri, studies, execution=execution)
     label = ", ".join(studies) if studies else "all studies"
     if runs.empty:
         which = f" (execution {execution})" if execution is not None else ""
         raise ValueError(f"no evaluation runs recorded for {label}{which} at {uri}")
+    key = fingerprint(runs, audit)
+    if with_figures and drawn(out, key) is None:
+        prepare(workers)
     executions = {s: int(e) for s, e in runs.groupby("study")["execution"].first().items()}
     partial = unfinished(uri, executions)
     out.mkdir(parents=True, exist_ok=True)
     speed, curves, tables = _tables(uri, runs, executions)
     files = [f for name, _, table in tables if not table.empty
              for f in write(table, out, name, tex=name != "speedup")]
-    figure_files = figures_of(out, fingerprint(runs, audit), lambda: _figures(uri, runs, curves, speed, out) + (
-        _tuning_figures(runs, audit, out) if audit else [])) if with_figures else []
+
+    def draw() -> list[Path]:
+        jobs = _figures(uri, runs, curves, speed, out) + (_tuning_figures(runs, audit, out) if audit else [])
+        return draw_all(jobs, workers)
+
+    figure_files = figures_of(out, key, draw) if with_figures else []
     statuses = ", ".join(f"{k} {v}" for k, v in runs["status"].value_counts().items())
     which = ", ".join(f"{s} execution {e}" for s, e in executions.items())
     intro = (f"{len(runs)} evaluation runs ({statuses}) of {which}; tracking store {store or 'as given'}. "

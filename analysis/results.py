@@ -148,14 +148,15 @@ def _section(name: str, patterns: list[str], spec: dict, wall: float, phases: di
 
 
 def build_results(uri: str, reports: Path, doc: Path, figures: Path, studies_dir: Path,
-                  catalogue: Catalogue | None = None, store: str | None = None) -> str:
+                  catalogue: Catalogue | None = None, store: str | None = None, workers: int = 1) -> str:
     """Write ``doc`` (Markdown) and its figures from the catalogue's recorded studies; returns the text.
     ``catalogue``: the studies and claims (default: the shipped one); ``store``: the store as the user named it,
-    for the page's provenance (default: the URI's last path element)."""
+    for the page's provenance (default: the URI's last path element); ``workers``: processes that draw each
+    report's figures (analysis.drawing)."""
     catalogue = catalogue or load_catalogue(SHIPPED, list(claims.TESTS))
     client = MlflowClient(uri)
     present, runs = _recorded(client, uri, catalogue)
-    reps = {study: build_report(uri, [study], reports / study, store=store) for study in present}
+    reps = {study: build_report(uri, [study], reports / study, store=store, workers=workers) for study in present}
     walls = {study: _wall(client, study, reps[study].executions[study]) for study in present}
     verdicts = claims.judge(claims.Evidence(uri, runs), catalogue.claims)
     lines = _head(store or _store_name(uri), present, _provenance(client, runs["run_id"].iloc[0]), verdicts)

@@ -9,6 +9,7 @@ import argparse
 import os
 import sys
 
+from analysis.drawing import available_workers
 from sfli_core.config import ConfigError
 
 from .errors import StudyError
@@ -95,7 +96,7 @@ def _report_after(state, runs: str | None) -> int:
 
     if state.status != StudyStatus.FINISHED:
         return 130 if state.status == StudyStatus.INTERRUPTED else 1
-    print("\n" + final_report(state, runs).terminal)
+    print("\n" + final_report(state, runs, available_workers()).terminal)
     return 0
 
 
@@ -146,7 +147,8 @@ def cmd_report(args) -> int:
     from .reporting import report
 
     print(report(args.study, all_studies=args.all, out=args.out, runs=args.runs_dir, uri=args.tracking_uri,
-                 with_figures=not args.no_figures, execution=args.execution, log=args.log).terminal)
+                 with_figures=not args.no_figures, execution=args.execution, log=args.log,
+                 workers=available_workers()).terminal)
     return 0
 
 
@@ -154,7 +156,7 @@ def cmd_results(args) -> int:
     from .reporting import results
 
     print(results(args.out, runs=args.runs_dir, uri=args.tracking_uri, studies_dir=args.studies,
-                  catalogue=args.catalogue))
+                  catalogue=args.catalogue, workers=available_workers()))
     return 0
 
 

@@ -73,9 +73,10 @@ def log_report(tracker: Tracker, study: str, execution: int, result: Report) -> 
 
 def report(study: str | None, all_studies: bool = False, out: str | None = None, runs: str | None = None,
            uri: str | None = None, with_figures: bool = True, execution: int | None = None,
-           log: bool = False) -> Report:
+           log: bool = False, workers: int = 1) -> Report:
     """``execution``: which execution of the study (default: each study's latest). ``log``: record the report
-    on the study's parent run (one study only: a report over several studies belongs to none of them)."""
+    on the study's parent run (one study only: a report over several studies belongs to none of them).
+    ``workers``: processes that draw the figures (analysis.drawing)."""
     quiet()
     if not study and not all_studies:
         raise ConfigError("report: give a study name, or --all")
@@ -89,7 +90,7 @@ def report(study: str | None, all_studies: bool = False, out: str | None = None,
         audit = folder / record.AUDIT_FILE
         result = build_report(uri, None if all_studies else [study], target, with_figures=with_figures,
                               execution=execution, audit=f"sqlite:///{audit}" if audit.exists() else None,
-                              store=store_label(given, runs))
+                              store=store_label(given, runs), workers=workers)
     except ValueError as err:
         raise ConfigError(str(err)) from None
     if log:
@@ -103,10 +104,10 @@ def report(study: str | None, all_studies: bool = False, out: str | None = None,
     return result
 
 
-def final_report(state: StudyState, runs: str | None) -> Report:
+def final_report(state: StudyState, runs: str | None, workers: int = 1) -> Report:
     """The report that closes a finished execution, printed and recorded once: `sfli run` makes it; a driver
     killed before it was recorded leaves the execution without one, and `sfli resume` makes it then."""
-    result = report(state.name, runs=runs, uri=state.tracking_uri, log=state.report is None)
+    result = report(state.name, runs=runs, uri=state.tracking_uri, log=state.report is None, workers=workers)
     if state.report is None:
         state.report = result.version
         state.save(runs_dir(runs))
@@ -114,7 +115,7 @@ def final_report(state: StudyState, runs: str | None) -> Report:
 
 
 def results(doc: str, runs: str | None = None, uri: str | None = None, studies_dir: str = "studies",
-            catalogue: str | None = None) -> str:
+            catalogue: str | None = None, workers: int = 1) -> str:
     """Regenerate the results page ``doc`` (and its figures, in ``figures/`` beside it) from the catalogue's
     studies recorded in the store (the shipped catalogue, extended by ``catalogue``: a user's studies and
     claims); each study's full report goes to <runs>/reports/<study>."""
@@ -132,7 +133,7 @@ def results(doc: str, runs: str | None = None, uri: str | None = None, studies_d
     page = Path(doc)
     try:
         build_results(uri, folder / "reports", page, page.parent / "figures", Path(studies_dir), chosen,
-                      store_label(given, runs))
+                      store_label(given, runs), workers)
     except ValueError as err:
         raise ConfigError(str(err)) from None
     return f"{page} regenerated from {uri}; figures in {page.parent / 'figures'}"
