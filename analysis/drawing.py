@@ -30,7 +30,8 @@ def available_workers() -> int:
     """The CPUs this process may use, at most :data:`MAX_WORKERS`: what a command that draws a report passes as
     ``workers``. A library call draws in its own process unless asked: worker processes re-import the calling
     program's main module, which a script without a ``__main__`` guard would run again."""
-    return min(len(os.sched_getaffinity(0)), MAX_WORKERS)
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1  # macOS
+    return min(cpus, MAX_WORKERS)
 
 
 def _context():

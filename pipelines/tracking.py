@@ -243,13 +243,15 @@ class Tracker:
             self.finish(run_id, Status.STOPPED)
 
     def close_stragglers(self, experiment_id: str, study: str, execution: int, phase: str) -> int:
-        """Give MLflow's status to the runs of a completed phase that have their sfli status but are still
-        RUNNING for MLflow: a trial stopped by successive halving closes its run in two writes (its status, then
-        MLflow's) while Tune ends it, and Tune does not wait for the second. Returns how many."""
+        """Close the runs of a completed phase that are still open: a trial stopped by successive halving closes
+        its runs in two writes (its sfli status, then MLflow's) while Tune ends it, and Tune waits for neither.
+        No trial of a completed phase lives on, and a trial closes its runs before its final report, so a run
+        still ``running`` by its sfli status was stopped; one with its sfli status keeps it. Returns how many."""
         stragglers = [r for r in self.trial_runs(experiment_id, study, execution, phase) if r.info.status == "RUNNING"
-                      and r.data.tags.get(record.STATUS, Status.RUNNING) != Status.RUNNING]
+                      or r.data.tags.get(record.STATUS, Status.RUNNING) == Status.RUNNING]
         for run in stragglers:
-            self._close(run.info.run_id, Status(run.data.tags[record.STATUS]))
+            status = Status(run.data.tags.get(record.STATUS, Status.RUNNING))
+            self._close(run.info.run_id, Status.STOPPED if status == Status.RUNNING else status)
         return len(stragglers)
 
     def discard_orphans(self, experiment_id: str, study: str, execution: int, phase: str, arm: str | None,
