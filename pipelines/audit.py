@@ -8,6 +8,7 @@ Tune's searcher), so a SQLite file on the driver's disk serves a cluster as well
 from __future__ import annotations
 
 import pickle
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +26,23 @@ def audit_storage(runs: Path) -> str:
 
 
 class AuditedSearch(OptunaSearch):
-    """Ray Tune's Optuna searcher with two amendments. A trial that ends before its last report (stopped by
+    """Ray Tune's Optuna searcher with three amendments. A trial that ends before its last report (stopped by
     successive halving) is told to Optuna as *pruned*, its running objectives kept as intermediate values,
-    instead of *complete* with a partial value. And a search restored from a runs folder that has moved
+    instead of *complete* with a partial value. A search restored from a runs folder that has moved
     since uses the storage of the folder it is in now (``storage_url``, set before a phase runs), never
-    the one its saved state names (which may now belong to another study)."""
+    the one its saved state names (which may now belong to another study). And the steps a resumed trial
+    reports again are not warned of."""
 
     storage_url: str | None = None
     _storage_url: str | None = None  # the storage a pickled searcher was using
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        # a trial resumed from its checkpoint reports again the steps it had reported after that checkpoint, with
+        # the same values (a restored run continues bit for bit): Optuna keeps the first, and would warn of each
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The reported value is ignored because this `step=",
+                                    category=UserWarning)
+            super().on_trial_result(trial_id, result)
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
         if result and not error and not result.get(record.OBJECTIVE_FINAL):
