@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import logging
 import os
 import shutil
 import signal
@@ -42,7 +43,9 @@ def connect_ray(address: str | None, num_cpus: int | None = None, py_modules: li
     loopback_only()
     # address="local": always a new instance of our own, never a cluster some other program started here
     with _own_session():
-        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+        # warnings only: the driver says what it started, Ray's INFO line would repeat it with a timestamp
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
+                 logging_level=logging.WARNING)
     node = getattr(ray._private.worker, "_global_node", None)  # no public accessor for the session folder
     return RaySession(started=True, session_dir=node.get_session_dir_path() if node is not None else None)
 
