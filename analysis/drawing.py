@@ -55,5 +55,8 @@ def draw_all(jobs: list[Job], workers: int = 1) -> list[Path]:
     workers = min(workers, len(jobs))
     if workers < 2 or len(jobs) < MIN_JOBS:
         return [f for job in jobs for f in _draw(job)]
-    with ProcessPoolExecutor(workers, mp_context=_context()) as pool:
+    pool = ProcessPoolExecutor(workers, mp_context=_context())
+    try:
         return [f for files in pool.map(_draw, jobs) for f in files]
+    finally:  # a failed figure or Ctrl-C: the figures not started yet are not drawn, only waited out
+        pool.shutdown(cancel_futures=True)
