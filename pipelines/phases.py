@@ -160,7 +160,7 @@ def _outcome(state, study: Study, phase: Phase, cell: Cell | None, results, pack
     tracker = Tracker(state.tracking_uri)
     tracker.discard_orphans(state.experiment_id, study.name, state.execution, phase, cell.arm if cell else None,
                             cell.variant if cell else None, keep)
-    tracker.close_stragglers(state.experiment_id, study.name, state.execution, phase)
+    tracker.close_open(state.experiment_id, study.name, state.execution, phase)
     if phase != Phase.SEARCH:
         return {}
     finished = [r for r in results if r.metrics and r.metrics.get(record.OBJECTIVE_FINAL)]

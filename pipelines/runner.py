@@ -225,7 +225,7 @@ def _close(state: StudyState, study: Study, folder: Path, experiment: Future | N
         disconnect(session)
     if state.status != StudyStatus.FINISHED and state.experiment_id:  # nobody writes to them now: none stays "running"
         try:
-            Tracker(state.tracking_uri).close_running(state.experiment_id, study.name, state.execution)
+            Tracker(state.tracking_uri).close_open(state.experiment_id, study.name, state.execution)
         except TrackingUnavailable as err:  # resume reopens them; the state below must still be saved
             print(f"could not close the study's open runs: {err}", flush=True)
     state.ray_session = None

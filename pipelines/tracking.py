@@ -232,27 +232,19 @@ class Tracker:
         query += f" and tags.{record.STATUS} = '{status}'" if status else ""
         return self.client.search_runs([experiment_id], filter_string=query, max_results=50000)
 
-    def close_running(self, experiment_id: str, study: str, execution: int) -> None:
-        """Close as ``stopped`` every run of the execution still running by its sfli status or by MLflow's (a
-        trial stopped with the driver, perhaps between the two writes that close a run); a resumed trial
-        reopens its run."""
-        running = {r.info.run_id for r in self.trial_runs(experiment_id, study, execution, status=Status.RUNNING)}
-        running |= {r.info.run_id for r in self.trial_runs(experiment_id, study, execution)
-                    if r.info.status == "RUNNING"}
-        for run_id in sorted(running):
-            self.finish(run_id, Status.STOPPED)
-
-    def close_stragglers(self, experiment_id: str, study: str, execution: int, phase: str) -> int:
-        """Close the runs of a completed phase that are still open: a trial stopped by successive halving closes
-        its runs in two writes (its sfli status, then MLflow's) while Tune ends it, and Tune waits for neither.
-        No trial of a completed phase lives on, and a trial closes its runs before its final report, so a run
-        still ``running`` by its sfli status was stopped; one with its sfli status keeps it. Returns how many."""
-        stragglers = [r for r in self.trial_runs(experiment_id, study, execution, phase) if r.info.status == "RUNNING"
-                      or r.data.tags.get(record.STATUS, Status.RUNNING) == Status.RUNNING]
-        for run in stragglers:
+    def close_open(self, experiment_id: str, study: str, execution: int, phase: str | None = None) -> int:
+        """Close the runs of an execution (or of one phase) that nobody writes to any more and that are still
+        open: after a completed phase, or once an interrupted driver has let its trials go. A trial closes a
+        run in two writes (its sfli status, then MLflow's), and a trial stopped from outside (successive
+        halving, a shutdown) may make neither or only the first. A run still ``running`` by its sfli status is
+        closed as ``stopped`` (a resumed trial reopens it); one with its sfli status keeps it and gets MLflow's
+        to match. Returns how many."""
+        open_runs = [r for r in self.trial_runs(experiment_id, study, execution, phase) if r.info.status == "RUNNING"
+                     or r.data.tags.get(record.STATUS, Status.RUNNING) == Status.RUNNING]
+        for run in open_runs:
             status = Status(run.data.tags.get(record.STATUS, Status.RUNNING))
             self._close(run.info.run_id, Status.STOPPED if status == Status.RUNNING else status)
-        return len(stragglers)
+        return len(open_runs)
 
     def discard_orphans(self, experiment_id: str, study: str, execution: int, phase: str, arm: str | None,
                         variant: str | None, keep: set[str]) -> int:

@@ -25,9 +25,10 @@ def test_runs_a_completed_phase_left_open_are_closed_to_match_their_trial(tmp_pa
         if closed:
             tracker.client.set_terminated(run_id, "FINISHED")
         runs[trial] = run_id
-    assert tracker.close_stragglers(experiment, "closing", 1, "search") == 3
+    assert tracker.close_open(experiment, "closing", 1, "search") == 3
     seen = {trial: tracker.client.get_run(run_id) for trial, run_id in runs.items()}
     assert {trial: (run.data.tags[record.STATUS], run.info.status) for trial, run in seen.items()} == {
         "cut": ("stopped", "FINISHED"), "done": ("finished", "FINISHED"), "broken": ("failed", "FAILED"),
         "never closed": ("stopped", "FINISHED")}
-    assert tracker.close_stragglers(experiment, "closing", 1, "evaluate") == 0
+    assert tracker.close_open(experiment, "closing", 1, "evaluate") == 0
+    assert tracker.close_open(experiment, "closing", 1) == 0  # the whole execution: nothing left open
