@@ -155,7 +155,7 @@ def build_report(uri: str, studies: list[str] | None, out: Path, with_figures: b
     if runs.empty:
         which = f" (execution {execution})" if execution is not None else ""
         raise ValueError(f"no evaluation runs recorded for {label}{which} at {uri}")
-    key = fingerprint(runs, audit)
+    key = fingerprint(runs, audit) if with_figures else ""
     if with_figures and drawn(out, key) is None:
         prepare(workers)
     executions = {s: int(e) for s, e in runs.groupby("study")["execution"].first().items()}
