@@ -120,9 +120,10 @@ def _packed_terms(task: Task, model: nn.Module, params: dict[str, torch.Tensor],
     if not taylor:
         return task.loss_terms(forward, batch)
 
-    def jet(x, second):
+    def jet(x, second, directions, summed):
         def member(p, xi):
-            u, grad, curvature = taylor_derivatives(lambda j: functional_call(model, p, (j,))[0], xi, second)
+            u, grad, curvature = taylor_derivatives(lambda j: functional_call(model, p, (j,))[0], xi, second,
+                                                    directions, summed)
             return u, grad, curvature if second else u  # vmap returns tensors only
         u, grad, curvature = vmap(member)(params, x)
         return u, grad, curvature if second else None

@@ -1,9 +1,17 @@
 """Taylor mode: u(x), ∇u(x) and pure second derivatives ∂²u/∂x_k² in one forward pass (docs/science.md §5).
 
-A :class:`Jet` carries, for a hidden quantity h(x) [..., N, W], its value, its first derivatives along every
-input coordinate and its second derivatives along the coordinates a PDE needs:
+A :class:`Jet` carries, for a hidden quantity h(x) [..., N, W], its value, its first derivatives along k
+directions v_1 … v_k of the input space (the rows of V [k, d]; by default the coordinate axes, V = I, k = d)
+and its second derivatives along the directions a PDE needs:
 
-    value [..., N, W],   d1 [..., N, d, W] = ∂h/∂x_k (k = 1 … d),   d2 [..., N, m, W] = ∂²h/∂x_k² (k ∈ second).
+    value [..., N, W],   d1 [..., N, k, W] = ∂h/∂v_j = ∇h·v_j,   d2 [..., N, m, W] = v_jᵀ(∇²h)v_j (j ∈ second).
+
+Two reductions carry fewer streams when a PDE needs less (same numbers, fewer and smaller kernels):
+* a PDE that needs one combination of first derivatives only (advection's u_t + c u_x = ∇u·(c, 1)) asks for
+  that direction alone: one stream instead of d;
+* a PDE that needs the Laplacian only asks for the *sum* of its second derivatives, d2 [..., N, 1, W] =
+  Σ_{j ∈ second} v_jᵀ(∇²h)v_j, whose rules below are the sums over j of the per-direction ones ("forward
+  Laplacian", Li et al. 2023): one stream instead of m.
 
 Each operation maps the three together by the chain rule, e.g. for an affine map and an elementwise σ:
 
@@ -91,18 +99,22 @@ def _expand(t: torch.Tensor) -> torch.Tensor:
 
 
 class Jet:
-    """value [..., N, W], d1 [..., N, d, W] (or broadcastable to it), d2 [..., N, m, W] or None (zero);
-    ``second`` the m coordinates whose second derivatives d2 holds, in that order."""
+    """value [..., N, W], d1 [..., N, k, W] (or broadcastable to it), d2 [..., N, m, W] ([..., N, 1, W] when
+    ``summed``) or None (zero); ``second`` the m directions (rows of d1) whose second derivatives d2 holds, in
+    that order, or whose sum it holds when ``summed``."""
 
-    __slots__ = ("value", "d1", "d2", "second")
+    __slots__ = ("value", "d1", "d2", "second", "summed")
 
-    def __init__(self, value: torch.Tensor, d1: torch.Tensor, d2: torch.Tensor | None, second: tuple[int, ...]):
-        self.value, self.d1, self.d2, self.second = value, d1, d2, second
+    def __init__(self, value: torch.Tensor, d1: torch.Tensor, d2: torch.Tensor | None, second: tuple[int, ...],
+                 summed: bool = False):
+        self.value, self.d1, self.d2, self.second, self.summed = value, d1, d2, second, summed
 
     @classmethod
-    def seed(cls, x: torch.Tensor, second: Sequence[int]) -> Jet:
-        """The input itself: ∂x/∂x_k = e_k (kept as the [d, d] identity, broadcast), ∂²x = 0."""
-        return cls(x, torch.eye(x.shape[-1], dtype=x.dtype, device=x.device), None, tuple(second))
+    def seed(cls, x: torch.Tensor, second: Sequence[int], directions: torch.Tensor | None = None,
+             summed: bool = False) -> Jet:
+        """The input itself: ∂x/∂v_j = v_j (kept as V [k, d], broadcast; V = I by default), ∂²x = 0."""
+        v = torch.eye(x.shape[-1]) if directions is None else torch.as_tensor(directions)
+        return cls(x, v.to(dtype=x.dtype, device=x.device), None, tuple(second), summed)
 
     @property
     def shape(self) -> torch.Size:
@@ -117,10 +129,19 @@ class Jet:
         return self.value.device
 
     def _like(self, value, d1, d2) -> Jet:
-        return Jet(value, d1, d2, self.second)
+        return Jet(value, d1, d2, self.second, self.summed)
 
     def _d1_second(self) -> torch.Tensor:
         return self.d1[..., list(self.second), :]
+
+    def _second_product(self, other: Jet) -> torch.Tensor:
+        """∂_j a ∂_j b for j ∈ second [..., N, m, W] (a = self, b = other), summed over j when ``summed``."""
+        product = self._d1_second() * other._d1_second()
+        return product.sum(-2, keepdim=True) if self.summed else product
+
+    def _zero_second(self) -> torch.Tensor:
+        """A d2 of zeros (the second derivatives of a function affine in x)."""
+        return torch.zeros_like(self._d1_second()[..., :1, :] if self.summed else self._d1_second())
 
     # ---- the rules -----------------------------------------------------------------------------------
     def linear(self, weight: torch.Tensor, bias: torch.Tensor | None = None) -> Jet:
@@ -131,7 +152,7 @@ class Jet:
     def unary(self, derivatives: Callable) -> Jet:
         value, slope, curvature = derivatives(self.value)
         slope, curvature = slope.unsqueeze(-2), curvature.unsqueeze(-2)
-        d2 = curvature * self._d1_second() ** 2 if self.second else None
+        d2 = curvature * self._second_product(self) if self.second else None
         if self.d2 is not None:
             d2 = d2 + slope * self.d2
         return self._like(value, slope * self.d1, d2)
@@ -142,7 +163,7 @@ class Jet:
             ce = _expand(c)
             return self._like(self.value * c, self.d1 * ce, None if self.d2 is None else self.d2 * ce)
         a0, b0 = _expand(self.value), _expand(other.value)
-        d2 = 2 * self._d1_second() * other._d1_second() if self.second else None
+        d2 = 2 * self._second_product(other) if self.second else None
         for da, b in ((self.d2, b0), (other.d2, a0)):
             if da is not None:
                 d2 = da * b if d2 is None else d2 + da * b
@@ -204,7 +225,7 @@ def _cat(jets: Sequence[Jet], dim: int = -1) -> Jet:
     if all(j.d2 is None for j in jets):
         d2 = None
     else:
-        d2 = torch.cat([j.d2 if j.d2 is not None else torch.zeros_like(j._d1_second()) for j in jets], -1)
+        d2 = torch.cat([j.d2 if j.d2 is not None else j._zero_second() for j in jets], -1)
     return jets[0]._like(torch.cat([j.value for j in jets], -1), d1, d2)
 
 
@@ -241,29 +262,35 @@ for _rule, _funcs in {
     _BINARY.update(dict.fromkeys(_funcs, _rule))
 
 
-def taylor_derivatives(forward: Callable[[Jet], Jet], x: torch.Tensor, second: Sequence[int]
+def taylor_derivatives(forward: Callable[[Jet], Jet], x: torch.Tensor, second: Sequence[int],
+                       directions: torch.Tensor | None = None, summed: bool = False
                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """(u [..., N, 1], ∇u [..., N, d], (∂²u/∂x_k²)_{k ∈ second} [..., N, m] or None) of a scalar field
-    ``forward`` (a function of a Jet, e.g. ``lambda j: model(j)[0]``) at x [..., N, d], in one pass."""
-    out = forward(Jet.seed(x, second))
+    """(u [..., N, 1], (∇u·v_j)_j [..., N, k], (v_jᵀ(∇²u)v_j)_{j ∈ second} [..., N, m] or None) of a scalar field
+    ``forward`` (a function of a Jet, e.g. ``lambda j: model(j)[0]``) at x [..., N, d], in one pass; the
+    directions v_j are the rows of ``directions`` [k, d] (default: the coordinate axes, giving ∇u and ∂²u/∂x_j²).
+    ``summed``: the last is their sum Σ_{j ∈ second} [..., N, 1] (the Laplacian when V = I, second = all)."""
+    seed = Jet.seed(x, second, directions, summed)
+    out = forward(seed)
     if not isinstance(out, Jet):
         raise TaylorUnsupported("the model's output does not depend on its input through supported operations")
-    grad = out.d1.expand(*out.value.shape[:-1], x.shape[-1], 1)[..., 0]
-    d2 = None if not second else (out.d2 if out.d2 is not None else torch.zeros_like(out._d1_second()))[..., 0]
+    grad = out.d1.expand(*out.value.shape[:-1], seed.d1.shape[-2], 1)[..., 0]
+    d2 = None if not second else (out.d2 if out.d2 is not None else out._zero_second())[..., 0]
     return out.value, grad, d2
 
 
 class TaylorField:
     """A scalar field x ↦ u(x) whose derivatives come from one Taylor-mode pass (see
     :func:`sfli_core.tasks.base.derivatives`). ``forward`` maps x [..., N, d] (or a Jet) to u [..., N, 1];
-    ``jet`` (default: Taylor mode through ``forward``) maps (x, second) to (u, ∇u, ∂²u/∂x_k²)."""
+    ``jet`` (default: Taylor mode through ``forward``) maps (x, second, directions, summed) to
+    :func:`taylor_derivatives`' triple."""
 
     def __init__(self, forward: Callable, jet: Callable | None = None):
         self.forward = forward
-        self.jet = jet or (lambda x, second: taylor_derivatives(forward, x, second))
+        self.jet = jet or functools.partial(taylor_derivatives, forward)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward(x)
 
-    def derivatives(self, x: torch.Tensor, second: tuple[int, ...]):
-        return self.jet(x, second)
+    def derivatives(self, x: torch.Tensor, second: tuple[int, ...], directions: torch.Tensor | None = None,
+                    summed: bool = False):
+        return self.jet(x, second, directions, summed)

@@ -112,24 +112,33 @@ def point_mean(values: torch.Tensor) -> torch.Tensor:
 
 class Derivatives(NamedTuple):
     """u [..., N, 1], ∇u [..., N, d] and the pure second derivatives ∂²u/∂x_k² [..., N, m] for the m
-    coordinates k asked for (in that order; None when none were)."""
+    coordinates k asked for (in that order; None when none were). Asked along directions V [k, d] instead of
+    the coordinate axes: ``grad`` holds ∇u·v_j [..., N, k] and ``second`` v_jᵀ(∇²u)v_j. Asked ``summed``:
+    ``second`` holds the sum over the m [..., N, 1] (the Laplacian Δu for all coordinates)."""
 
     value: torch.Tensor
     grad: torch.Tensor
     second: torch.Tensor | None
 
 
-def derivatives(u: Field, x: torch.Tensor, second: Sequence[int] = ()) -> Derivatives:
+def derivatives(u: Field, x: torch.Tensor, second: Sequence[int] = (),
+                directions: Sequence[Sequence[float]] | None = None, summed: bool = False) -> Derivatives:
     """u, ∇u and ∂²u/∂x_k² (k ∈ ``second``) at x [..., N, d]: in one Taylor-mode pass when the field offers
     one (a ``derivatives`` method, :class:`sfli_core.taylor.TaylorField`), else by nested reverse mode, the
-    reference (x must require grad)."""
+    reference (x must require grad). With ``directions`` V [k, d] (rows v_j), the derivatives along them:
+    ∇u·v_j and, for j ∈ ``second``, v_jᵀ(∇²u)v_j; Taylor mode then carries k streams instead of d. ``summed``:
+    the sum of the second derivatives only (one Taylor-mode stream instead of m)."""
+    v = None if directions is None else torch.as_tensor(directions, dtype=x.dtype, device=x.device)
     own = getattr(u, "derivatives", None)
     if own is not None:
-        return Derivatives(*own(x, tuple(second)))
+        return Derivatives(*own(x, tuple(second), v, summed))
     value = u(x)
     first = gradient(value, x)
-    curvature = torch.cat([second_derivative(first, x, k) for k in second], -1) if second else None
-    return Derivatives(value, first, curvature)
+    along = first if v is None else first @ v.T
+    curvature = torch.cat([second_derivative(along, x, j, v) for j in second], -1) if second else None
+    if summed and curvature is not None:
+        curvature = curvature.sum(-1, keepdim=True)
+    return Derivatives(value, along, curvature)
 
 
 def differentiable(u: Field, x: torch.Tensor) -> torch.Tensor:
@@ -144,9 +153,12 @@ def gradient(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return torch.autograd.grad(y, x, torch.ones_like(y), create_graph=True)[0]
 
 
-def second_derivative(first: torch.Tensor, x: torch.Tensor, k: int) -> torch.Tensor:
-    """∂²y/∂x_k² [..., N, 1] from the first derivatives ``first`` [..., N, d]."""
-    return gradient(first[..., k : k + 1], x)[..., k : k + 1]
+def second_derivative(first: torch.Tensor, x: torch.Tensor, k: int, directions: torch.Tensor | None = None
+                      ) -> torch.Tensor:
+    """∂²y/∂x_k² [..., N, 1] from the first derivatives ``first`` [..., N, d]; along directions V [k', d]
+    (``first`` then holds ∇y·v_j [..., N, k']): v_kᵀ(∇²y)v_k."""
+    hessian_row = gradient(first[..., k : k + 1], x)
+    return hessian_row[..., k : k + 1] if directions is None else hessian_row @ directions[k : k + 1].T
 
 
 def boundary_points(box: Box, n: int, generator: torch.Generator) -> torch.Tensor:

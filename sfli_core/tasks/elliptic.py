@@ -28,8 +28,8 @@ class DirichletTask(PDETask):
 
     def laplacian(self, u: Field, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(u(x), Δu(x)), each [..., N, 1]."""
-        d = derivatives(u, x, second=range(x.shape[-1]))
-        return d.value, d.second.sum(-1, keepdim=True)
+        d = derivatives(u, x, second=range(x.shape[-1]), summed=True)
+        return d.value, d.second
 
     def eval_points(self) -> torch.Tensor:
         return self.box.grid(self.params.n_eval_per_dim)
