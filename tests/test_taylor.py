@@ -194,26 +194,29 @@ def test_the_plan_of_a_run_is_recorded_with_it():
         assert a["train/loss"] == pytest.approx(b["train/loss"], rel=1e-5)
 
 
-def test_a_compiled_run_matches_the_uncompiled_one_and_its_compilation_serves_the_next_run(monkeypatch):
-    """The compiled Taylor-mode loss (what long runs use) follows the eager trajectory; a second run of the same
-    architecture in the process (Ray reuses a trial's process) compiles nothing again. Both are properties of
-    the graph Dynamo traces and AOT autograd differentiates, which the ``aot_eager`` backend builds exactly as
-    inductor does, in a second instead of half a minute of C++ compilation on an empty cache; inductor's
-    kernels are checked against nested autograd by benchmarks/pinn_derivatives.py on every architecture."""
+@pytest.mark.parametrize("task", ["poisson1d", "advection1d_c30"])  # a summed Laplacian; a direction
+def test_a_compiled_run_matches_the_uncompiled_one_and_its_compilation_serves_the_next_run(monkeypatch, task):
+    """The compiled Taylor-mode loss (what long runs use) follows the eager trajectory, in one graph; a second
+    run of the same architecture in the process (Ray reuses a trial's process) compiles nothing again. These are
+    properties of the graph Dynamo traces and AOT autograd differentiates, which the ``aot_eager`` backend builds
+    exactly as inductor does, in a second instead of half a minute of C++ compilation on an empty cache;
+    inductor's kernels are checked against nested autograd by benchmarks/pinn_derivatives.py on every
+    architecture."""
     from torch._dynamo.utils import counters
 
     from sfli_core import fields
 
     monkeypatch.setattr(fields, "COMPILE_BACKEND", "aot_eager")
+    counters.clear()
 
-    base = {"task": {"name": "poisson1d"}, "model": {"arch": "mlp", "width": 8, "depth": 2},
+    base = {"task": {"name": task}, "model": {"arch": "mlp", "width": 8, "depth": 2},
             "train": {"steps": 30, "log_every": 10, "n_train": 32, "device": "cpu", "dtype": "float64"}}
     runs = {}
     for compile_ in ("on", "off"):
         cfg = RunConfig.model_validate(base | {"train": base["train"] | {"compile": compile_}})
         runs[compile_] = Trainer(cfg).run()
     assert runs["on"].metadata["compiled"] == "true", runs["on"].metadata.get("derivatives.note")
-    # compilation happened before the timed steps, and is recorded on its own
+    assert not counters["graph_break"], dict(counters["graph_break"])  # the whole loss is one graph
     # compiled before the timed steps (were it counted, train_s would exceed it), and recorded on its own
     assert runs["on"].history[-1]["time/train_s"] < float(runs["on"].metadata["compile_s"])
     assert "compile_s" not in runs["off"].metadata
