@@ -132,11 +132,11 @@ def test_packed_taylor_terms_equal_each_members_nested_autograd_terms(task):
     """A pack's Taylor mode (vmap over members) asks for the same directions and sums as a run alone."""
     from sfli_core.fields import DerivativePlan, LossTerms
 
-    models = [model_and_task("pirate", {}, "tanh", task)[0] for _ in range(2)]
-    with torch.no_grad():
-        for p in models[1].parameters():
+    (first, t), second = model_and_task("pirate", {}, "tanh", task), model_and_task("pirate", {}, "tanh", task)[0]
+    with torch.no_grad():  # two members with different weights
+        for p in second.parameters():
             p.mul_(0.5)
-    t = model_and_task("pirate", {}, "tanh", task)[1]
+    models = [first, second]
     batches = [t.sample(24, torch.Generator().manual_seed(seed), torch.float64) for seed in (3, 4)]
     stacked = {k: torch.stack([b[k] for b in batches]) for k in batches[0]}
     params = {name: torch.stack([dict(m.named_parameters())[name] for m in models])
