@@ -19,7 +19,7 @@ import torch
 
 from sfli_core.config import RunConfig
 from sfli_core.pack import pack_signature, packable
-from sfli_core.pack_size import choose, measure
+from sfli_core.pack_size import decide, measure
 
 from .study import Cell, Study, extend_python_path
 
@@ -46,16 +46,19 @@ def pack_size(study: Study, cfg: RunConfig, largest: int) -> tuple[int, str]:
         return 1, "one run per parallel trial already"
     if setting != "auto":
         return min(setting, largest), f"pack: {setting}"
-    # measured as trials run: as many side by side as the cluster runs at once (up to 4), so that the
-    # contention for memory bandwidth and caches between neighbours is in the figure; their mean rates
     worker = ray.remote(num_cpus=study.resources.cpus, num_gpus=study.resources.gpus)(_measure)
-    runs = [worker.remote(cfg, largest, max(1, int(study.resources.cpus)), study.python_path)
-            for _ in range(min(parallel_trials(study), 4))]
-    measured = ray.get(runs)
-    rates = {size: sum(r[size] for r in measured) / len(measured) for size in sorted(set.intersection(
-        *(set(r) for r in measured)))}
+
+    def rates_of(timed: RunConfig, up_to: int) -> dict[int, float]:
+        # measured as trials run: as many side by side as the cluster runs at once (up to 4), so that the
+        # contention for memory bandwidth and caches between neighbours is in the figure; their mean rates
+        measured = ray.get([worker.remote(timed, up_to, max(1, int(study.resources.cpus)), study.python_path)
+                            for _ in range(min(parallel_trials(study), 4))])
+        return {size: sum(r[size] for r in measured) / len(measured) for size in sorted(set.intersection(
+            *(set(r) for r in measured)))}
+
+    size, rates, alone = decide(cfg, largest, rates_of)
     shown = ", ".join(f"{k}: {v:.0f}" for k, v in rates.items())
-    return choose(rates), f"auto; model-steps/s by pack size: {shown}"
+    return size, f"auto; model-steps/s by pack size: {shown}" + (f" ({alone})" if alone else "")
 
 
 def _measure(cfg: RunConfig, largest: int, threads: int, python_path: list[str]) -> dict[int, float]:

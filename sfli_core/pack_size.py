@@ -7,11 +7,17 @@ large matrix product, and stacking only adds copies). No rule of thumb separates
 pipeline does so on as many workers side by side as trials will run), and takes the size with the most
 model-steps per second — and 1 unless packing gains at least ``MIN_GAIN``, so
 that ``auto`` is never slower than ``pack: 1`` by more than the measurement's noise.
+
+A run that compiles (Taylor mode, sfli_core.fields) runs uncompiled in a pack, so its sizes are timed
+uncompiled first (:func:`decide`): compilation only speeds a run up, so where no pack beats the uncompiled run
+alone by ``MIN_GAIN``, none beats the compiled one either, and the compiled run — seconds of compilation on a
+warm cache, up to a minute on a cold one, in a process that trains nothing afterwards — need not be timed.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from .config import RunConfig
 from .fields import compiles
@@ -68,3 +74,19 @@ def choose(rates: dict[int, float], min_gain: float = MIN_GAIN) -> int:
     """The size with the most model-steps/s if it beats running alone by ``min_gain``, else 1."""
     best = max(rates, key=rates.get)
     return best if rates[best] >= min_gain * rates[1] else 1
+
+
+def decide(cfg: RunConfig, largest: int, rates_of: Callable[[RunConfig, int], dict[int, float]]
+           ) -> tuple[int, dict[int, float], str]:
+    """(size, model-steps/s by size, how the run alone was timed) for runs of ``cfg``, at most ``largest`` per
+    pack; ``rates_of(cfg, largest)`` times the candidate sizes (:func:`measure`, on the workers trials use). A
+    run that compiles is timed uncompiled first, and compiled alone only if a pack beats that (module docstring)."""
+    if not compiles(cfg.train):
+        rates = rates_of(cfg, largest)
+        return choose(rates), rates, ""
+    uncompiled = cfg.model_copy(update={"train": cfg.train.model_copy(update={"compile": "off"})})
+    rates = rates_of(uncompiled, largest)
+    if choose(rates) == 1:
+        return 1, rates, "a run alone timed uncompiled; compiled, it is faster still"
+    rates[1] = rates_of(cfg, 1)[1]
+    return choose(rates), rates, "a run alone timed compiled"

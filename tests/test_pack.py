@@ -102,6 +102,32 @@ def test_runs_that_differ_in_shared_settings_are_refused():
         Pack([config("poisson2d", "mlp", "sfli", s, 1e-3, lbfgs_steps=5) for s in (1, 2)])
 
 
+def test_a_compiled_run_alone_is_timed_only_when_an_uncompiled_pack_beats_it_uncompiled():
+    from sfli_core.pack_size import decide
+
+    def timer(table):
+        timed = []
+
+        def rates_of(cfg, largest):
+            timed.append((cfg.train.compile, largest))
+            return dict(table[cfg.train.compile]) if largest > 1 else {1: table[cfg.train.compile][1]}
+        return timed, rates_of
+
+    cfg = config("poisson2d", "mlp", "sfli", 1, 1e-3, steps=1500, dtype="float32", derivatives="taylor")
+    timed, rates_of = timer({"off": {1: 100.0, 2: 90.0, 4: 110.0}})
+    assert decide(cfg, 4, rates_of)[:2] == (1, {1: 100.0, 2: 90.0, 4: 110.0}) and timed == [("off", 4)]
+    # packs beat the uncompiled run alone: the compiled run alone is timed, and here it is faster still
+    timed, rates_of = timer({"off": {1: 100.0, 2: 150.0, 4: 180.0}, "auto": {1: 250.0}})
+    assert decide(cfg, 4, rates_of)[:2] == (1, {1: 250.0, 2: 150.0, 4: 180.0})
+    assert timed == [("off", 4), ("auto", 1)]
+    timed, rates_of = timer({"off": {1: 100.0, 2: 150.0, 4: 300.0}, "auto": {1: 200.0}})
+    assert decide(cfg, 4, rates_of)[0] == 4
+    # a run that does not compile is timed as it is, once
+    short = config("poisson2d", "mlp", "sfli", 1, 1e-3, steps=150, dtype="float32", derivatives="taylor")
+    timed, rates_of = timer({"auto": {1: 100.0, 2: 150.0}})
+    assert decide(short, 2, rates_of)[:2] == (2, {1: 100.0, 2: 150.0}) and timed == [("auto", 2)]
+
+
 def test_pack_size_measurement_goes_on_past_one_dip_and_stops_after_two():
     from sfli_core.pack_size import choose, exhausted
 
