@@ -1,7 +1,10 @@
 """End to end: a reduced ``pinn_suite`` profile on the reference derivative path against Taylor mode, in one run.
 
-Both executions run the shipped study file through the ``sfli`` command (Ray, MLflow, packing as the study
-sets it, every logging evaluation) with the same reduced budget, one after the other on a fresh runs folder:
+The reduced profile is the study's grid and arms on 2 of its 8 evaluation seeds (``--seeds``): 16 runs,
+each the study's own run (its 5 000 steps) unless ``--steps`` says otherwise (shorter runs weigh the fixed
+costs more: start, pack-size measurement, compilation, report). Both executions run the shipped study file
+through the ``sfli`` command (Ray, MLflow, packing as the study sets it, every logging evaluation) with the
+same reduced budget, one after the other on a fresh runs folder:
 first ``--set base.train.derivatives=autograd`` (nested reverse mode, what every run used before Taylor
 mode), then the default (Taylor mode, compiled for runs of ≥ 1000 steps). Compilation is included: the
 Taylor-mode execution starts on an empty inductor cache (``TORCHINDUCTOR_CACHE_DIR`` in a temporary folder)
@@ -9,7 +12,7 @@ unless ``--warm-cache``. Printed: each execution's wall time, the sum of its run
 (``time/train_s``, read from its MLflow store: the steps alone, without start, pack-size measurement,
 compilation, evaluations or report) and their compilation (``meta.compile_s``), and both ratios.
 
-    python benchmarks/pinn_suite_paths.py [--steps 1500] [--seeds 2] [--warm-cache]
+    python benchmarks/pinn_suite_paths.py [--steps N] [--seeds 2] [--warm-cache]
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import yaml
 
 STUDY = Path(__file__).resolve().parents[1] / "studies" / "pinn_suite.yaml"
 
@@ -47,12 +52,13 @@ def training_seconds(runs: Path) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--steps", type=int, help="steps per run (default: the study's own)")
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--warm-cache", action="store_true", help="keep the machine's inductor cache")
     args = parser.parse_args()
     seeds = list(range(200, 200 + args.seeds))
-    reduced = [f"base.train.steps={args.steps}", f"evaluate.seeds={seeds}"]  # the study's grid and arms
+    steps = args.steps or yaml.safe_load(STUDY.read_text())["base"]["train"]["steps"]
+    reduced = [f"base.train.steps={steps}", f"evaluate.seeds={seeds}"]  # the study's grid and arms
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # this process reads the stores too
     env = os.environ | {"MLFLOW_DISABLE_TELEMETRY": "true", "RAY_USAGE_STATS_ENABLED": "0"}
     with tempfile.TemporaryDirectory() as tmp:
@@ -65,7 +71,7 @@ def main() -> None:
             training[path], compiling = training_seconds(runs)
             print(f"{path:9s} {times[path]:7.1f} s; its runs trained {training[path]:6.1f} s and compiled "
                   f"{compiling:5.1f} s", flush=True)
-    print(f"pinn_suite reduced: its grid and arms, {len(seeds)} seeds, {args.steps} steps per run, 2 CPUs, "
+    print(f"pinn_suite reduced: its grid and arms, {len(seeds)} seeds, {steps} steps per run, 2 CPUs, "
           f"{'warm' if args.warm_cache else 'empty'} inductor cache for Taylor mode")
     print(f"speed-up of Taylor mode over nested autograd: end to end {times['autograd'] / times['taylor']:.2f}×, "
           f"the runs' training alone {training['autograd'] / training['taylor']:.2f}×")
