@@ -140,7 +140,11 @@ def _compiled(fn: Callable, backend: str) -> Callable:
     # one compiled entry per (task type, architecture, shapes, dtype): a process that trains many cells would
     # pass Dynamo's default limit of 8 and silently run the rest uncompiled
     torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 128)
-    return torch.compile(fn, backend=backend, options=INDUCTOR_OPTIONS if backend == "inductor" else None)
+    # dynamic=False: a process's second shape would otherwise be recompiled with symbolic sizes, a graph whose
+    # cache key depends on what the process compiled before — another process, compiling in another order
+    # (a trial actor), then misses inductor's on-disk cache and compiles for seconds to a minute again
+    return torch.compile(fn, backend=backend, dynamic=False,
+                         options=INDUCTOR_OPTIONS if backend == "inductor" else None)
 
 
 class LossTerms:

@@ -229,6 +229,30 @@ def test_a_compiled_run_matches_the_uncompiled_one_and_its_compilation_serves_th
     assert counters["frames"]["ok"] == compiled_frames
 
 
+def test_each_shape_compiles_its_own_static_graph_whatever_was_compiled_before(monkeypatch):
+    """A process that compiles a second shape (another task's batch, another n_train) gets a graph of fixed
+    sizes, as the first: with symbolic sizes its cache key would depend on the order of compilation, and a
+    trial actor compiling in another order would miss inductor's on-disk cache."""
+    from sfli_core import fields
+
+    graphs = []
+
+    def recorder(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    monkeypatch.setattr(fields, "COMPILE_BACKEND", recorder)
+    for n_train in (16, 24, 40):
+        Trainer(RunConfig.model_validate({
+            "task": {"name": "poisson1d"}, "model": {"arch": "mlp", "width": 8, "depth": 1},
+            "train": {"steps": 2, "n_train": n_train, "device": "cpu", "compile": "on"}})).run()
+    assert len(graphs) == 3
+    for gm in graphs:
+        inputs = [n.meta["example_value"] for n in gm.graph.nodes if n.op == "placeholder"]
+        assert not any(isinstance(v, torch.SymInt) for v in inputs)
+        assert all(isinstance(d, int) for v in inputs if isinstance(v, torch.Tensor) for d in v.shape)
+
+
 def test_a_pack_runs_taylor_mode_uncompiled_and_records_it():
     from sfli_core.pack import Pack
 
