@@ -22,6 +22,7 @@ from collections.abc import Callable
 from .config import RunConfig
 from .fields import compiles
 from .pack import Pack
+from .tasks import PDETask, task_class
 
 MIN_GAIN = 1.15  # below this the measurement's noise (a few %) and the per-pack bookkeeping can eat the gain
 CANDIDATES = (1, 2, 4, 8, 16, 32)
@@ -80,8 +81,10 @@ def decide(cfg: RunConfig, largest: int, rates_of: Callable[[RunConfig, int], di
            ) -> tuple[int, dict[int, float], str]:
     """(size, model-steps/s by size, how the run alone was timed) for runs of ``cfg``, at most ``largest`` per
     pack; ``rates_of(cfg, largest)`` times the candidate sizes (:func:`measure`, on the workers trials use). A
-    run that compiles is timed uncompiled first, and compiled alone only if a pack beats that (module docstring)."""
-    if not compiles(cfg.train):
+    run that would compile (Taylor mode on a PDE task, ``train.compile`` on or auto for a long run) is timed
+    uncompiled first, and compiled alone only if a pack beats that (module docstring)."""
+    if not (compiles(cfg.train) and cfg.train.derivatives == "taylor"
+            and issubclass(task_class(cfg.task.name, cfg.task.params)[0], PDETask)):
         rates = rates_of(cfg, largest)
         return choose(rates), rates, ""
     uncompiled = cfg.model_copy(update={"train": cfg.train.model_copy(update={"compile": "off"})})

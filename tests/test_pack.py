@@ -122,10 +122,12 @@ def test_a_compiled_run_alone_is_timed_only_when_an_uncompiled_pack_beats_it_unc
     assert timed == [("off", 4), ("auto", 1)]
     timed, rates_of = timer({"off": {1: 100.0, 2: 150.0, 4: 300.0}, "auto": {1: 200.0}})
     assert decide(cfg, 4, rates_of)[0] == 4
-    # a run that does not compile is timed as it is, once
-    short = config("poisson2d", "mlp", "sfli", 1, 1e-3, steps=150, dtype="float32", derivatives="taylor")
-    timed, rates_of = timer({"auto": {1: 100.0, 2: 150.0}})
-    assert decide(short, 2, rates_of)[:2] == (2, {1: 100.0, 2: 150.0}) and timed == [("auto", 2)]
+    # a run that does not compile (too short, nested autograd, no derivatives) is timed as it is, once
+    for task, steps, derivatives in (("poisson2d", 150, "taylor"), ("poisson2d", 1500, "autograd"),
+                                     ("fit1d_multiscale", 1500, "taylor")):
+        other = config(task, "mlp", "sfli", 1, 1e-3, steps=steps, dtype="float32", derivatives=derivatives)
+        timed, rates_of = timer({"auto": {1: 100.0, 2: 150.0}})
+        assert decide(other, 2, rates_of) == (2, {1: 100.0, 2: 150.0}, "") and timed == [("auto", 2)]
 
 
 def test_pack_size_measurement_goes_on_past_one_dip_and_stops_after_two():
