@@ -83,9 +83,11 @@ def _generic(fn: Callable[[torch.Tensor], torch.Tensor]) -> Callable:
 
 
 # elementwise functions: closed forms where they are cheap, forward-over-forward mode for the rest
+# (the method spellings z.tanh() etc., which F.tanh and F.sigmoid call without a torch-function dispatch, are
+# Jet methods)
 UNARY: dict[Callable, Callable] = {
-    torch.tanh: _tanh, torch.Tensor.tanh: _tanh, F.tanh: _tanh,
-    torch.sigmoid: _sigmoid, torch.Tensor.sigmoid: _sigmoid, F.sigmoid: _sigmoid,
+    torch.tanh: _tanh, torch.Tensor.tanh: _tanh,
+    torch.sigmoid: _sigmoid, torch.Tensor.sigmoid: _sigmoid,
     torch.sin: _sin, torch.Tensor.sin: _sin,
     torch.cos: _cos, torch.Tensor.cos: _cos,
     torch.exp: _exp, torch.Tensor.exp: _exp,
@@ -156,6 +158,23 @@ class Jet:
         if self.d2 is not None:
             d2 = d2 + slope * self.d2
         return self._like(value, slope * self.d1, d2)
+
+    # the method spellings of the closed forms: z.tanh(), and F.tanh / F.sigmoid, which call the method (those two
+    # only eagerly: Dynamo keeps them whole, so under torch.compile they break the graph)
+    def tanh(self) -> Jet:
+        return self.unary(_tanh)
+
+    def sigmoid(self) -> Jet:
+        return self.unary(_sigmoid)
+
+    def sin(self) -> Jet:
+        return self.unary(_sin)
+
+    def cos(self) -> Jet:
+        return self.unary(_cos)
+
+    def exp(self) -> Jet:
+        return self.unary(_exp)
 
     def __mul__(self, other) -> Jet:
         if not isinstance(other, Jet):
