@@ -124,13 +124,15 @@ def _packed_terms(task: Task, model: nn.Module, params: dict[str, torch.Tensor],
     if not taylor:
         return task.loss_terms(forward, batch)
 
-    def jet(x, second, directions, summed):
+    def jet(x, second, directions, summed, drift):
+        some = bool(second) or drift is not None  # whether the third is a tensor (vmap returns tensors only)
+
         def member(p, xi):
             u, grad, curvature = taylor_derivatives(lambda j: functional_call(model, p, (j,))[0], xi, second,
-                                                    directions, summed)
-            return u, grad, curvature if second else u  # vmap returns tensors only
+                                                    directions, summed, drift)
+            return u, grad, curvature if some else u
         u, grad, curvature = vmap(member)(params, x)
-        return u, grad, curvature if second else None
+        return u, grad, curvature if some else None
 
     return task.loss_terms(TaylorField(forward, jet), batch)
 

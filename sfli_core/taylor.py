@@ -11,7 +11,11 @@ Two reductions carry fewer streams when a PDE needs less (same numbers, fewer an
   that direction alone: one stream instead of d;
 * a PDE that needs the Laplacian only asks for the *sum* of its second derivatives, d2 [..., N, 1, W] =
   Σ_{j ∈ second} v_jᵀ(∇²h)v_j, whose rules below are the sums over j of the per-direction ones ("forward
-  Laplacian", Li et al. 2023): one stream instead of m.
+  Laplacian", Li et al. 2023): one stream instead of m;
+* a PDE whose derivatives enter through one linear operator L h = Σ_{j ∈ second} v_jᵀ(∇²h)v_j + b·∇h (Allen–Cahn's
+  u_t − d u_xx) asks for the sum with a *drift* b [d]: a first derivative propagates by the linear part of the
+  second-order rules (∂_b σ(z) = σ'(z) ∂_b z), so the summed stream carries b·∇h too when the input's is seeded
+  with b instead of 0 ("collapsed" Taylor mode, Dangel et al. 2024): the first-order stream along b is dropped.
 
 Each operation maps the three together by the chain rule, e.g. for an affine map and an elementwise σ:
 
@@ -113,10 +117,14 @@ class Jet:
 
     @classmethod
     def seed(cls, x: torch.Tensor, second: Sequence[int], directions: torch.Tensor | None = None,
-             summed: bool = False) -> Jet:
-        """The input itself: ∂x/∂v_j = v_j (kept as V [k, d], broadcast; V = I by default), ∂²x = 0."""
+             summed: bool = False, drift: torch.Tensor | None = None) -> Jet:
+        """The input itself: ∂x/∂v_j = v_j (kept as V [k, d], broadcast; V = I by default), ∂²x = 0; with a
+        ``drift`` b [d] (``summed`` only), the summed stream's seed is ∂_b x = b (kept as [1, d], broadcast)."""
         v = torch.eye(x.shape[-1]) if directions is None else torch.as_tensor(directions)
-        return cls(x, v.to(dtype=x.dtype, device=x.device), None, tuple(second), summed)
+        if drift is not None and not summed:
+            raise ValueError("a drift adds to the summed second derivatives: ask for summed=True")
+        d2 = None if drift is None else torch.as_tensor(drift, dtype=x.dtype, device=x.device).reshape(1, -1)
+        return cls(x, v.to(dtype=x.dtype, device=x.device), d2, tuple(second), summed)
 
     @property
     def shape(self) -> torch.Size:
@@ -143,7 +151,7 @@ class Jet:
 
     def _zero_second(self) -> torch.Tensor:
         """A d2 of zeros (the second derivatives of a function affine in x)."""
-        return torch.zeros_like(self._d1_second()[..., :1, :] if self.summed else self._d1_second())
+        return torch.zeros_like(self.d1[..., :1, :] if self.summed else self._d1_second())
 
     # ---- the rules -----------------------------------------------------------------------------------
     def linear(self, weight: torch.Tensor, bias: torch.Tensor | None = None) -> Jet:
@@ -154,9 +162,10 @@ class Jet:
     def unary(self, derivatives: Callable) -> Jet:
         value, slope, curvature = derivatives(self.value)
         slope, curvature = slope.unsqueeze(-2), curvature.unsqueeze(-2)
-        d2 = curvature * self._second_product(self) if self.second else None
-        if self.d2 is not None:
-            d2 = d2 + slope * self.d2
+        d2 = None if self.d2 is None else slope * self.d2
+        if self.second:
+            curved = curvature * self._second_product(self)
+            d2 = curved if d2 is None else d2 + curved
         return self._like(value, slope * self.d1, d2)
 
     # the method spellings of the closed forms: z.tanh(), and F.tanh / F.sigmoid, which call the method (those two
@@ -244,7 +253,7 @@ def _cat(jets: Sequence[Jet], dim: int = -1) -> Jet:
     if all(j.d2 is None for j in jets):
         d2 = None
     else:
-        d2 = torch.cat([j.d2 if j.d2 is not None else j._zero_second() for j in jets], -1)
+        d2 = torch.cat([(j.d2 if j.d2 is not None else j._zero_second()).expand(*n, -1, -1) for j in jets], -1)
     return jets[0]._like(torch.cat([j.value for j in jets], -1), d1, d2)
 
 
@@ -282,25 +291,28 @@ for _rule, _funcs in {
 
 
 def taylor_derivatives(forward: Callable[[Jet], Jet], x: torch.Tensor, second: Sequence[int],
-                       directions: torch.Tensor | None = None, summed: bool = False
-                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+                       directions: torch.Tensor | None = None, summed: bool = False,
+                       drift: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """(u [..., N, 1], (∇u·v_j)_j [..., N, k], (v_jᵀ(∇²u)v_j)_{j ∈ second} [..., N, m] or None) of a scalar field
     ``forward`` (a function of a Jet, e.g. ``lambda j: model(j)[0]``) at x [..., N, d], in one pass; the
     directions v_j are the rows of ``directions`` [k, d] (default: the coordinate axes, giving ∇u and ∂²u/∂x_j²).
-    ``summed``: the last is their sum Σ_{j ∈ second} [..., N, 1] (the Laplacian when V = I, second = all)."""
-    seed = Jet.seed(x, second, directions, summed)
+    ``summed``: the last is their sum Σ_{j ∈ second} [..., N, 1] (the Laplacian when V = I, second = all), plus
+    ∇u·b with a ``drift`` b [d]."""
+    seed = Jet.seed(x, second, directions, summed, drift)
     out = forward(seed)
     if not isinstance(out, Jet):
         raise TaylorUnsupported("the model's output does not depend on its input through supported operations")
     grad = out.d1.expand(*out.value.shape[:-1], seed.d1.shape[-2], 1)[..., 0]
-    d2 = None if not second else (out.d2 if out.d2 is not None else out._zero_second())[..., 0]
-    return out.value, grad, d2
+    if not second and drift is None:
+        return out.value, grad, None
+    d2 = out.d2 if out.d2 is not None else out._zero_second()
+    return out.value, grad, d2.expand(*out.value.shape[:-1], d2.shape[-2], 1)[..., 0]
 
 
 class TaylorField:
     """A scalar field x ↦ u(x) whose derivatives come from one Taylor-mode pass (see
     :func:`sfli_core.tasks.base.derivatives`). ``forward`` maps x [..., N, d] (or a Jet) to u [..., N, 1];
-    ``jet`` (default: Taylor mode through ``forward``) maps (x, second, directions, summed) to
+    ``jet`` (default: Taylor mode through ``forward``) maps (x, second, directions, summed, drift) to
     :func:`taylor_derivatives`' triple."""
 
     def __init__(self, forward: Callable, jet: Callable | None = None):
@@ -311,5 +323,5 @@ class TaylorField:
         return self.forward(x)
 
     def derivatives(self, x: torch.Tensor, second: tuple[int, ...], directions: torch.Tensor | None = None,
-                    summed: bool = False):
-        return self.jet(x, second, directions, summed)
+                    summed: bool = False, drift: torch.Tensor | None = None):
+        return self.jet(x, second, directions, summed, drift)

@@ -4,6 +4,7 @@ import torch
 
 from sfli_core.tasks import TASKS, PDETask, build_task
 from sfli_core.tasks import allen_cahn_reference as acr
+from sfli_core.taylor import TaylorField
 
 PDE_TASKS = ["poisson1d", "poisson2d", "helmholtz2d_a1-4_k1", "advection1d_c30", "allen_cahn_d1e-4"]
 
@@ -71,8 +72,12 @@ def test_allen_cahn_task_residual_and_bilinear_reference():
     # between grid nodes the interpolated reference stays close to the neighbours
     mid = x[:5] + torch.tensor([[1e-3, 1e-3]], dtype=torch.float64)
     assert torch.allclose(task.solution(mid), y[:5], atol=5e-2)
-    # the residual operator on u = x² + t: u_t = 1, u_xx = 2
-    z = torch.rand(64, 2, dtype=torch.float64).requires_grad_(True)
-    r = task.residual(lambda p: p[:, :1] ** 2 + p[:, 1:2], z)
+    # the residual operator on u = x² + t: u_t = 1, u_xx = 2, by nested autograd and in Taylor mode (u_t and
+    # d u_xx there in one stream)
+    z = torch.rand(64, 2, dtype=torch.float64)
     u = z[:, :1] ** 2 + z[:, 1:2]
+    r = task.residual(lambda p: p[:, :1] ** 2 + p[:, 1:2], z.clone().requires_grad_(True))
+    assert torch.allclose(r, 1 - 2e-4 + 5 * u**3 - 5 * u)
+    e0, e1 = torch.tensor([[1.0], [0.0]], dtype=torch.float64), torch.tensor([[0.0], [1.0]], dtype=torch.float64)
+    r = task.residual(TaylorField(lambda p: (p @ e0) * (p @ e0) + p @ e1), z)
     assert torch.allclose(r, 1 - 2e-4 + 5 * u**3 - 5 * u)

@@ -114,7 +114,8 @@ class Derivatives(NamedTuple):
     """u [..., N, 1], ∇u [..., N, d] and the pure second derivatives ∂²u/∂x_k² [..., N, m] for the m
     coordinates k asked for (in that order; None when none were). Asked along directions V [k, d] instead of
     the coordinate axes: ``grad`` holds ∇u·v_j [..., N, k] and ``second`` v_jᵀ(∇²u)v_j. Asked ``summed``:
-    ``second`` holds the sum over the m [..., N, 1] (the Laplacian Δu for all coordinates)."""
+    ``second`` holds the sum over the m [..., N, 1] (the Laplacian Δu for all coordinates), plus ∇u·b when asked
+    with a drift b."""
 
     value: torch.Tensor
     grad: torch.Tensor
@@ -122,22 +123,31 @@ class Derivatives(NamedTuple):
 
 
 def derivatives(u: Field, x: torch.Tensor, second: Sequence[int] = (),
-                directions: Sequence[Sequence[float]] | None = None, summed: bool = False) -> Derivatives:
+                directions: Sequence[Sequence[float]] | None = None, summed: bool = False,
+                drift: Sequence[float] | None = None) -> Derivatives:
     """u, ∇u and ∂²u/∂x_k² (k ∈ ``second``) at x [..., N, d]: in one Taylor-mode pass when the field offers
     one (a ``derivatives`` method, :class:`sfli_core.taylor.TaylorField`), else by nested reverse mode, the
     reference (x must require grad). With ``directions`` V [k, d] (rows v_j), the derivatives along them:
     ∇u·v_j and, for j ∈ ``second``, v_jᵀ(∇²u)v_j; Taylor mode then carries k streams instead of d. ``summed``:
-    the sum of the second derivatives only (one Taylor-mode stream instead of m)."""
+    the sum of the second derivatives only (one Taylor-mode stream instead of m); with a ``drift`` b [d], the
+    sum plus ∇u·b, a linear operator Σ_j v_jᵀ(∇²u)v_j + b·∇u in that one stream (no first-order stream along b:
+    ask ``directions`` for the second-order ones only)."""
     v = None if directions is None else torch.as_tensor(directions, dtype=x.dtype, device=x.device)
+    b = None if drift is None else torch.as_tensor(drift, dtype=x.dtype, device=x.device)
+    if b is not None and not summed:
+        raise ValueError("a drift adds to the summed second derivatives: ask for summed=True")
     own = getattr(u, "derivatives", None)
     if own is not None:
-        return Derivatives(*own(x, tuple(second), v, summed))
+        return Derivatives(*own(x, tuple(second), v, summed, b))
     value = u(x)
     first = gradient(value, x)
     along = first if v is None else first @ v.T
     curvature = torch.cat([second_derivative(along, x, j, v) for j in second], -1) if second else None
     if summed and curvature is not None:
         curvature = curvature.sum(-1, keepdim=True)
+    if b is not None:
+        drifted = first @ b[:, None]
+        curvature = drifted if curvature is None else curvature + drifted
     return Derivatives(value, along, curvature)
 
 

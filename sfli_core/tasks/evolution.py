@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 import torch
+from pydantic import PositiveFloat
 
 from ..geometry import Box
 from ..keys import fmt_num
@@ -53,7 +54,7 @@ class PeriodicEvolutionTask(PDETask):
 
 
 class AllenCahnParams(Params):
-    diffusion: float = 1e-4
+    diffusion: PositiveFloat = 1e-4
     ic_weight: float = 100.0
     bc_weight: float = 1.0
     n_initial: int = 256
@@ -91,8 +92,11 @@ class AllenCahn(PeriodicEvolutionTask):
         return x**2 * torch.cos(math.pi * x)
 
     def residual(self, u: Field, x: torch.Tensor) -> torch.Tensor:
-        value, first, u_xx = derivatives(u, x, second=(0,))
-        return first[..., 1:2] - self.params.diffusion * u_xx + 5 * value**3 - 5 * value
+        # d u_xx − u_t in one Taylor-mode stream: the second derivative along √d e_x, summed with the drift −e_t
+        # (three streams, u, √d u_x and this, instead of four with u_t on its own)
+        d = derivatives(u, x, second=(0,), directions=[[math.sqrt(self.params.diffusion), 0.0]], summed=True,
+                        drift=[0.0, -1.0])
+        return 5 * d.value**3 - 5 * d.value - d.second
 
     def solution(self, x: torch.Tensor) -> torch.Tensor:
         xs, ts, us = (torch.from_numpy(a) for a in self.reference())
