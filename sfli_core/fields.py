@@ -27,7 +27,8 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
-from .config import TrainConfig
+from .config import RunConfig, TrainConfig
+from .tasks import task_class
 from .tasks.base import Batch, PDETask, Task, derivatives
 from .taylor import TaylorField, taylor_derivatives
 
@@ -104,6 +105,14 @@ def packed_plan(plan: DerivativePlan) -> DerivativePlan:
 def compiles(cfg: TrainConfig) -> bool:
     """Whether ``train.compile`` asks a Taylor-mode run to be compiled (``auto``: ≥ COMPILE_MIN_STEPS steps)."""
     return cfg.compile == "on" or (cfg.compile == "auto" and cfg.total_steps >= COMPILE_MIN_STEPS)
+
+
+def would_compile(cfg: RunConfig) -> bool:
+    """Whether a run of ``cfg`` alone would be compiled, as far as its configuration tells: Taylor mode on a
+    PDE task, with ``train.compile`` asking for it (:func:`compiles`). Whether Taylor mode serves the model is
+    known once it is built (:func:`plan_derivatives`, which falls back to nested autograd otherwise)."""
+    return (compiles(cfg.train) and cfg.train.derivatives == "taylor"
+            and issubclass(task_class(cfg.task.name, cfg.task.params)[0], PDETask))
 
 
 def _solo_terms(task: Task, model: nn.Module, batch: Batch, taylor: bool) -> Terms:

@@ -20,9 +20,8 @@ import time
 from collections.abc import Callable
 
 from .config import RunConfig
-from .fields import compiles
+from .fields import would_compile
 from .pack import Pack
-from .tasks import PDETask, task_class
 
 MIN_GAIN = 1.15  # below this the measurement's noise (a few %) and the per-pack bookkeeping can eat the gain
 CANDIDATES = (1, 2, 4, 8, 16, 32)
@@ -32,7 +31,7 @@ def timing_config(cfg: RunConfig, steps: int, seed: int) -> RunConfig:
     """``cfg`` for a throughput measurement: ``steps`` optimiser steps, one evaluation at each end, no ε-rank,
     compiled if and only if the real run is (a short timing run would otherwise take the uncompiled path)."""
     train = cfg.train.model_copy(update={"steps": steps, "log_every": steps, "lbfgs_steps": 0,
-                                         "compile": "on" if compiles(cfg.train) else "off"})
+                                         "compile": "on" if would_compile(cfg) else "off"})
     return cfg.model_copy(update={"train": train, "rank": cfg.rank.model_copy(update={"enabled": False}),
                                   "seed": seed})
 
@@ -83,8 +82,7 @@ def decide(cfg: RunConfig, largest: int, rates_of: Callable[[RunConfig, int], di
     pack; ``rates_of(cfg, largest)`` times the candidate sizes (:func:`measure`, on the workers trials use). A
     run that would compile (Taylor mode on a PDE task, ``train.compile`` on or auto for a long run) is timed
     uncompiled first, and compiled alone only if a pack beats that (module docstring)."""
-    if not (compiles(cfg.train) and cfg.train.derivatives == "taylor"
-            and issubclass(task_class(cfg.task.name, cfg.task.params)[0], PDETask)):
+    if not would_compile(cfg):
         rates = rates_of(cfg, largest)
         return choose(rates), rates, ""
     uncompiled = cfg.model_copy(update={"train": cfg.train.model_copy(update={"compile": "off"})})

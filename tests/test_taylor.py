@@ -214,6 +214,18 @@ def test_an_unsupported_operation_falls_back_to_nested_autograd_and_says_why():
         Cumulative()(Jet.seed(torch.zeros(3, 2), (0,)))
 
 
+def test_whether_a_run_would_compile_follows_from_its_configuration():
+    from sfli_core.fields import would_compile
+
+    def cfg(task="poisson2d", **train):
+        return RunConfig.model_validate({"task": {"name": task}, "train": {"steps": 1000} | train})
+
+    assert would_compile(cfg()) and would_compile(cfg(steps=10, compile="on"))
+    assert not would_compile(cfg(steps=999))  # auto: a short run would not earn its compilation back
+    assert not would_compile(cfg(derivatives="autograd")) and not would_compile(cfg(compile="off"))
+    assert not would_compile(cfg(task="fit1d_multiscale"))  # no derivatives in a fitting loss
+
+
 def test_the_plan_of_a_run_is_recorded_with_it():
     base = {"task": {"name": "poisson1d"}, "model": {"arch": "mlp", "width": 8, "depth": 1},
             "train": {"steps": 2, "log_every": 1, "n_train": 16, "device": "cpu"}}
