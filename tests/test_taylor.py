@@ -239,7 +239,8 @@ def test_the_plan_of_a_run_is_recorded_with_it():
         assert a["train/loss"] == pytest.approx(b["train/loss"], rel=1e-5)
 
 
-@pytest.mark.parametrize("task", ["poisson1d", "advection1d_c30"])  # a summed Laplacian; a direction
+# a summed Laplacian; a direction; a drift in the summed stream (Allen–Cahn)
+@pytest.mark.parametrize("task", ["poisson1d", "advection1d_c30", "allen_cahn_d1e-4"])
 def test_a_compiled_run_matches_the_uncompiled_one_and_its_compilation_serves_the_next_run(monkeypatch, task):
     """The compiled Taylor-mode loss (what long runs use) follows the eager trajectory, in one graph; a second
     run of the same architecture in the process (Ray reuses a trial's process) compiles nothing again. These are
