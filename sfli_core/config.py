@@ -286,14 +286,19 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 def set_path(tree: dict[str, Any], path: list[str], value: Any) -> None:
     """Set ``tree[path]``; a mapping given for an existing section is merged into it (so that
-    ``init: {scale: 2}`` changes the scale and keeps the name), anything else replaces."""
-    node = tree
-    for part in path[:-1]:
+    ``init: {scale: 2}`` changes the scale and keeps the name), anything else replaces. Where the rest of the
+    path is itself a key of the section reached — the sections keyed by dotted paths: a study's ``grid``, an
+    arm's ``set`` and ``search`` — it names that key: ``grid.task.name=[…]`` sets the grid's ``task.name`` axis."""
+    node, key = tree, path[-1]
+    for i, part in enumerate(path[:-1]):
+        if ".".join(path[i:]) in node:
+            key = ".".join(path[i:])
+            break
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
             raise ConfigError(f"--set {'.'.join(path)}: '{part}' is not a section")
-    old = node.get(path[-1])
-    node[path[-1]] = deep_merge(old, value) if isinstance(old, dict) and isinstance(value, dict) else value
+    old = node.get(key)
+    node[key] = deep_merge(old, value) if isinstance(old, dict) and isinstance(value, dict) else value
 
 
 def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

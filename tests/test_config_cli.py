@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.cli import main
-from sfli_core.config import ConfigError, RunConfig, load_run_config, parse_override, validate
+from sfli_core.config import ConfigError, RunConfig, apply_overrides, load_run_config, parse_override, validate
 from sfli_core.keys import fmt_num
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,6 +40,19 @@ def test_overrides_are_typed():
     assert parse_override("seed=4") == (["seed"], 4)
     with pytest.raises(ConfigError, match="expected key=value"):
         parse_override("seed")
+
+
+def test_an_override_reaches_a_key_that_is_itself_a_dotted_path():
+    """A study's grid axes and an arm's set and search are keyed by dotted configuration paths."""
+    study = {"grid": {"task.name": ["poisson2d"], "model.arch": ["mlp"]},
+             "arms": {"sfli": {"set": {"init.name": "sfli"}, "search": {"train.lr": {"low": 1e-4}}}},
+             "base": {"train": {"lr": 1e-3}}}
+    apply_overrides(study, ["grid.task.name=[allen_cahn_d1e-4, poisson2d]", "arms.sfli.set.init.name=xavier_normal",
+                            "arms.sfli.search.train.lr={high: 1.0}", "base.train.lr=0.01", "base.seed=3"])
+    assert study["grid"] == {"task.name": ["allen_cahn_d1e-4", "poisson2d"], "model.arch": ["mlp"]}
+    assert study["arms"]["sfli"] == {"set": {"init.name": "xavier_normal"},
+                                     "search": {"train.lr": {"low": 1e-4, "high": 1.0}}}
+    assert study["base"] == {"train": {"lr": 0.01}, "seed": 3}
 
 
 def test_flat_form_records_resolved_task_parameters():
