@@ -61,7 +61,8 @@ def cmd_validate(args) -> int:
         print(f"arm {arm}: init {cfg.init.name}, {cfg.model.arch} {cfg.model.depth}×{cfg.model.width}, "
               f"{cfg.train.total_steps} steps; searched: {knobs}")
     if study.grid:
-        print(f"grid: {len(points)} points: {', '.join(study.variant_id(p) for p in points)}")
+        print(f"grid: {len(points)} point{'' if len(points) == 1 else 's'}: "
+              f"{', '.join(study.variant_id(p) for p in points)}")
     plan, warnings = search_plan(study)
     print("\n".join(plan))
     for warning in warnings + study_warnings(study, args.study):
