@@ -96,11 +96,12 @@ def run_phase(state, study: Study, phase: Phase, cell: Cell | None, t0: float,
     name = f"{study.name}-e{state.execution}-" + (f"search-{cell.slug}" if phase == Phase.SEARCH else "evaluate")
     path = f"{state.storage.rstrip('/')}/{name}"  # a local folder or a bucket URI (s3://…, gs://…)
     label = f"search {cell.slug}" if phase == Phase.SEARCH else phase
-    tuner, relocated = _tuner(state, study, phase, cell, trainable, packing, audit, name, path, label, t0)
-    # Tune's "Wrote the latest version of all result files …" after every phase: not for the terminal
+    # Tune's "Wrote the latest version of all result files …" after every phase: not for the terminal; and its
+    # noise on restoring an experiment, which _tuner does
     logging.getLogger("ray.tune").setLevel(logging.WARNING)
     for logger in STOP_NOISE_LOGGERS:
         logging.getLogger(logger).addFilter(TUNE_STOP_NOISE)
+    tuner, relocated = _tuner(state, study, phase, cell, trainable, packing, audit, name, path, label, t0)
     StopRequest.in_fit = True
     try:
         with relocated:
