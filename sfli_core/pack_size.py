@@ -19,12 +19,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import torch
+
 from .config import RunConfig
 from .fields import would_compile
 from .pack import Pack
 
 MIN_GAIN = 1.15  # below this the measurement's noise (a few %) and the per-pack bookkeeping can eat the gain
 CANDIDATES = (1, 2, 4, 8, 16, 32)
+STEP_LIMIT = 2 + 2 + 500  # warm-up, probe and the longest timing: every timed step an optimiser step
 
 
 def timing_config(cfg: RunConfig, steps: int, seed: int) -> RunConfig:
@@ -36,26 +39,34 @@ def timing_config(cfg: RunConfig, steps: int, seed: int) -> RunConfig:
                                   "seed": seed})
 
 
-def model_steps_per_second(cfg: RunConfig, size: int, steps: int) -> float:
-    """size × steps / (seconds of the pack's training steps), on this process's threads and device."""
-    pack = Pack([timing_config(cfg, steps, seed) for seed in range(size)])
-    t0 = time.perf_counter()
-    pack.run()
-    elapsed = time.perf_counter() - t0
-    step_time = sum(m.train_seconds for m in pack.members)
-    return size * steps / (step_time if step_time > 0 else elapsed)
+def model_steps_per_second(cfg: RunConfig, size: int, seconds: float) -> float:
+    """size × n / (seconds of n optimiser steps of a pack of ``size`` runs of ``cfg``), n sized to take about
+    ``seconds`` by a two-step probe, after a two-step warm-up (first steps allocate; a compiled run compiles
+    as the pack is stacked). The step function alone is timed: the loop's evaluations and records, the same
+    for every pack size, would only lengthen the measurement."""
+    pack = Pack([timing_config(cfg, STEP_LIMIT, seed) for seed in range(size)])
+    pack.step_fn.stack(pack.members)
+    lrs = [m.lr_at(0) for m in pack.members]
+
+    def seconds_of(steps: int) -> float:
+        t0 = time.perf_counter()
+        for s in range(steps):
+            pack.step_fn(s, lrs)
+        if pack.lead.device.type == "cuda":
+            torch.cuda.synchronize(pack.lead.device)
+        return time.perf_counter() - t0
+
+    seconds_of(2)
+    steps = max(3, min(500, round(seconds / (seconds_of(2) / 2))))
+    return size * steps / seconds_of(steps)
 
 
 def measure(cfg: RunConfig, largest: int, seconds: float = 0.3) -> dict[int, float]:
     """Model-steps per second for the candidate sizes up to ``largest``, each timed for about ``seconds``
-    after a two-step warm-up (compilation, for runs that compile) and a two-step probe that sizes the timing,
-    until :func:`exhausted`."""
+    (:func:`model_steps_per_second`), until :func:`exhausted`."""
     rates: dict[int, float] = {}
     for size in (s for s in CANDIDATES if s <= largest):
-        model_steps_per_second(cfg, size, 2)  # warm-up: first steps allocate, and compile a compiled run
-        probe = model_steps_per_second(cfg, size, 2)
-        steps = max(3, min(500, round(seconds * probe / size)))
-        rates[size] = model_steps_per_second(cfg, size, steps)
+        rates[size] = model_steps_per_second(cfg, size, seconds)
         if exhausted(rates):
             break
     return rates
