@@ -119,8 +119,9 @@ def _tuner(state, study: Study, phase: Phase, cell: Cell | None, trainable, pack
     context to fit it in (a restored search re-pointed at a moved runs folder)."""
     expected = study.search.trials if phase == Phase.SEARCH else len(packing)
     pruning = phase == Phase.SEARCH and study.search.asha.enabled
+    progress = Progress(label, t0, expected, pruning, searching=phase == Phase.SEARCH)
     run_config = tune.RunConfig(
-        name=name, storage_path=state.storage, verbose=0, callbacks=[Progress(label, t0, expected, pruning)],
+        name=name, storage_path=state.storage, verbose=0, callbacks=[progress],
         failure_config=tune.FailureConfig(max_failures=study.retries),
         # num_to_keep would force an experiment-state snapshot every few checkpoints (a bottleneck at ~1 s
         # per trial in the overhead benchmark); trial checkpoints are small, so all are kept.

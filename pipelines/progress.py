@@ -1,5 +1,6 @@
 """A phase's progress for the person who started the study: trials done / running / pending (pruned, stopped and
-errored apart), runs done per arm, the best objective so far, elapsed time and an estimate of the time left.
+errored apart), runs done per arm, a search's best objective so far, elapsed time and an estimate of the time
+left.
 
 On a terminal it is one tqdm bar per phase, updated in place; otherwise (a log file, a pipe, CI) a line when
 the phase starts, at most one progress line a minute, and a line when it ends — so a log of the quick start
@@ -28,14 +29,19 @@ BAR = "{desc} {bar:12} {n_fmt}/{total_fmt} trials {elapsed}<{remaining}{postfix}
 
 class Progress(tune.Callback):
     """Tune callback of one phase (``label``: 'search sfli', 'evaluate'), ``expected`` trials; ``t0``: when the
-    study started (the elapsed time shown is the study's); ``pruning``: successive halving may end trials early.
+    study started (the elapsed time shown is the study's); ``pruning``: successive halving may end trials early;
+    ``searching``: the phase minimises the objective, so its best so far is shown (an evaluation's trials are
+    different arms and grid points: no best among them).
 
     A trial Tune ended without its final result was pruned (by successive halving) or stopped (by the
     study's stop request, or in a phase without pruning): a pruned trial is done, a stopped one continues
     when the study is resumed."""
 
-    def __init__(self, label: str, t0: float, expected: int, pruning: bool = False, terminal: bool | None = None):
-        self.label, self.t0, self.expected, self.pruning = label, t0, expected, pruning
+    searching = True  # for callbacks pickled with an experiment before the attribute existed
+
+    def __init__(self, label: str, t0: float, expected: int, pruning: bool = False, terminal: bool | None = None,
+                 searching: bool = True):
+        self.label, self.t0, self.expected, self.pruning, self.searching = label, t0, expected, pruning, searching
         self.pruned: set[str] = set()  # trials seen ended early before any stop request: pruned for good
         self.terminal = sys.stdout.isatty() if terminal is None else terminal
         self.started = time.time()
@@ -110,7 +116,7 @@ class Progress(tune.Callback):
         arms = arm_counts(trials, {t.trial_id for t in done})
         if len(arms) > 1:
             text += "  · " + " ".join(f"{arm} {n}/{total}" for arm, (n, total) in sorted(arms.items()))
-        text += f"  · best{'' if short else ' objective'} {min(finals):.4g}" if finals else ""
+        text += f"  · best{'' if short else ' objective'} {min(finals):.4g}" if finals and self.searching else ""
         if with_time:
             elapsed = time.time() - self.started
             left = elapsed * (self.expected - len(done)) / len(done) if done else None
