@@ -27,7 +27,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import spearmanr
 
 MIN_SIZE = 3  # logging points per piece: a level or a slope must persist
 STEEPER = 3.0  # the descent after a plateau is at least this many times faster (docs/science.md §2)
@@ -130,6 +129,8 @@ def staircase_stats(step, loss, rank, until: float | None = None) -> StaircaseSt
     if len(d_loss) < 2 or np.ptp(d_loss) == 0 or np.ptp(d_rank) == 0:
         rho = math.nan
     else:
+        from scipy.stats import spearmanr  # here: a trial drawing its previews need not import SciPy (0.7 s)
+
         rho = float(spearmanr(d_loss, d_rank).statistic)
     return StaircaseStats(rank_steps=count_rank_steps(rank), plateaus=len(runs),
                           plateau_steps=int(sum(step[b] - step[a] for a, b in runs)), spearman=rho)
