@@ -138,3 +138,31 @@ def test_pack_size_measurement_goes_on_past_one_dip_and_stops_after_two():
     assert exhausted({1: 2387.0, 2: 2031.0, 4: 3695.0, 8: 3000.0, 16: 2900.0})  # two below 0.9 × 3695
     assert choose({1: 2387.0, 2: 2031.0, 4: 3695.0, 8: 6229.0}) == 8
     assert choose({1: 1000.0, 2: 1100.0}) == 1  # under the 15 % that the measurement's noise can eat
+
+
+def test_pack_size_measurement_times_optimiser_steps_alone(monkeypatch):
+    """A clock that advances 10 ms per run per step: each size measures 100 model-steps/s exactly, after a
+    two-step warm-up, a two-step probe and 0.3 s of timed steps (30 of one run, 15 of a pack of 2); nothing
+    evaluates."""
+    from sfli_core import pack_size
+    from sfli_core.pack import PackedStep
+    from sfli_core.trainer import SoloStep
+
+    clock, calls = [0.0], []
+    monkeypatch.setattr(pack_size.time, "perf_counter", lambda: clock[0])
+    for cls in (SoloStep, PackedStep):
+        def step(self, s, lrs, _original=cls.__call__):
+            clock[0] += 0.01 * len(lrs)
+            calls.append((len(lrs), s))
+            return _original(self, s, lrs)
+        monkeypatch.setattr(cls, "__call__", step)
+    monkeypatch.setattr(Trainer, "evaluate", lambda *a: pytest.fail("a throughput measurement evaluated"))
+    cfg = config("fit1d_multiscale", "mlp", "sfli", 1, 1e-3)
+    rates = pack_size.measure(cfg, largest=2)
+    assert rates == {1: pytest.approx(100.0), 2: pytest.approx(100.0)}
+    assert calls == [(size, s) for size, n in ((1, 30), (2, 15)) for s in [0, 1, 0, 1, *range(n)]]
+    pack = Pack([pack_size.timing_config(cfg, pack_size.STEP_LIMIT, 0)])
+    before = {k: v.clone() for k, v in pack.lead.params.items()}
+    pack.step_fn.stack(pack.members)
+    pack.step_fn(pack_size.STEP_LIMIT - 1, [1e-2])  # the last step a measurement can take still updates
+    assert any(not torch.equal(before[k], v) for k, v in pack.lead.params.items())
