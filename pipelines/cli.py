@@ -51,6 +51,7 @@ def cmd_validate(args) -> int:
 
     from .advice import study_warnings
     from .study import load_study
+    from .terminal import plural, say
     from .tuning import search_plan
 
     study = load_study(args.study, smoke=args.smoke, overrides=args.set)
@@ -58,18 +59,18 @@ def cmd_validate(args) -> int:
     for arm, spec in study.arms.items():
         cfg = study.run_config(arm, grid_point=points[0])
         knobs = ", ".join(spec.search) if spec.search else "none"
-        print(f"arm {arm}: init {cfg.init.name}, {cfg.model.arch} {cfg.model.depth}×{cfg.model.width}, "
-              f"{cfg.train.total_steps} steps; searched: {knobs}")
+        say(f"arm {arm}: init {cfg.init.name}, {cfg.model.arch} {cfg.model.depth}×{cfg.model.width}, "
+            f"{cfg.train.total_steps} steps; searched: {knobs}")
     if study.grid:
-        print(f"grid: {len(points)} point{'' if len(points) == 1 else 's'}: "
-              f"{', '.join(study.variant_id(p) for p in points)}")
+        say(f"grid: {plural(len(points), 'point')}: "
+            f"{', '.join(study.variant_id(p) for p in points)}")
     plan, warnings = search_plan(study)
-    print("\n".join(plan))
+    say("\n".join(plan))
     for warning in warnings + study_warnings(study, args.study):
-        print(f"warning: {warning}")
-    print(f"{args.study}: valid. {study.expected_trials(Phase.SEARCH)} search trials on seeds {study.search.seeds}, "
-          f"{study.expected_trials(Phase.EVALUATE)} evaluate runs on seeds {study.evaluate.seeds}; "
-          f"resources.pack: {study.resources.pack}")
+        say(f"warning: {warning}")
+    say(f"{args.study}: valid. {study.expected_trials(Phase.SEARCH)} search trials on seeds {study.search.seeds}, "
+        f"{study.expected_trials(Phase.EVALUATE)} evaluate runs on seeds {study.evaluate.seeds}; "
+        f"resources.pack: {study.resources.pack}")
     return 0
 
 

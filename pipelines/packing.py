@@ -22,6 +22,7 @@ from sfli_core.pack import pack_signature, packable
 from sfli_core.pack_size import decide, measure
 
 from .study import Cell, Study, extend_python_path
+from .terminal import say
 
 Member = list  # [arm, grid point index, seed]: JSON in the study's state and Tune's trial config
 
@@ -78,8 +79,8 @@ def evaluation_packs(study: Study, chosen: dict[str, dict[str, Any]]) -> list[li
     for cells in groups.values():
         members = [[cell.arm, cell.point, seed] for seed in study.evaluate.seeds for cell, _ in cells]
         size, why = pack_size(study, cells[0][1], math.ceil(len(members) / parallel_trials(study)))
-        names = ", ".join(cell.key for cell, _ in cells)
-        print(f"[evaluate] {names}: {len(members)} runs in packs of up to {size} ({why})", flush=True)
+        say(f"[evaluate] {group_name([cell for cell, _ in cells])}: {len(members)} runs in packs of up to {size} "
+            f"({why})")
         packs += split(members, size)
     return packs
 
@@ -89,8 +90,17 @@ def search_pack(study: Study, cell: Cell) -> int:
     cfg = study.run_config(cell.arm, grid_point=study.grid_points()[cell.point])
     size, why = pack_size(study, cfg, len(study.search.seeds))
     if len(study.search.seeds) > 1:
-        print(f"[search {cell.slug}] search seeds in packs of {size} ({why})", flush=True)
+        say(f"[search {cell.slug}] search seeds in packs of {size} ({why})")
     return size
+
+
+def group_name(cells: list[Cell]) -> str:
+    """'helmholtz2d-mlp (xavier, sfli)': each grid point once with its arms ('xavier, sfli' without a grid)."""
+    arms: dict[str, list[str]] = {}
+    for cell in cells:
+        arms.setdefault(cell.variant, []).append(cell.arm)
+    return "; ".join(", ".join(names) if variant == "base" else f"{variant} ({', '.join(names)})"
+                     for variant, names in arms.items())
 
 
 def split(members: list[Member], size: int) -> list[list[Member]]:

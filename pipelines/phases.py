@@ -22,6 +22,7 @@ from .audit import AuditedSearch, searcher
 from .progress import Progress
 from .stop import StopRequest
 from .study import Cell, Study
+from .terminal import say
 from .tracking import Tracker
 from .trial import TrialContext, run_trial
 
@@ -129,8 +130,8 @@ def _tuner(state, study: Study, phase: Phase, cell: Cell | None, trainable, pack
     if "://" not in path and tune.Tuner.can_restore(path) and (why := damaged_tune_state(Path(path))):
         aside = f"{path}.damaged-{time.strftime('%Y%m%d-%H%M%S')}"
         os.rename(path, aside)
-        print(f"[{label}] the saved Tune state cannot be restored ({why}): set aside as {aside}; the phase "
-              "starts again and its new runs replace those recorded so far", flush=True)
+        say(f"[{label}] the saved Tune state cannot be restored ({why}): set aside as {aside}; the phase "
+            "starts again and its new runs replace those recorded so far")
     if tune.Tuner.can_restore(path):
         return (tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True),
                 _search_storage_at(state.storage))

@@ -20,6 +20,7 @@ from tqdm import tqdm
 from sfli_core import record
 
 from .stop import StopRequest
+from .terminal import say
 
 LOG_EVERY_S = 60.0  # a progress line at most this often when the output is not a terminal
 BAR_EVERY_S = 0.5
@@ -81,7 +82,7 @@ class Progress(tune.Callback):
             self.bar.n = len(self.ended(trials)["done"])
             self.bar.set_postfix_str(self.summary(trials, with_time=False, short=True), refresh=True)
         else:
-            print(f"[{self.label}] {self.summary(trials, with_time=True)}", file=sys.stdout, flush=True)
+            say(f"[{self.label}] {self.summary(trials, with_time=True)}")
 
     def ended(self, trials: list[Trial]) -> dict[str, list[Trial]]:
         """The trials Tune ended: ``done`` (finished or pruned), ``finished`` (with their final result),

@@ -38,6 +38,7 @@ from .state import StudyState, StudyStatus, driver_alive, driver_lock, fingerpri
 from .stop import StopRequest
 from .store_load import load_warning
 from .study import Cell, Study, extend_python_path, load_study
+from .terminal import say
 from .tracking import Tracker, check_store, runs_dir, sqlite_file, store_lock, tracking_uri
 from .tuning import edge_flags
 
@@ -142,7 +143,7 @@ def _drive(state: StudyState, folder: Path, num_cpus: int | None, experiment: Fu
         state.ray_session = session.session_dir
         warning = load_warning(state.tracking_uri, parallel_trials(study))
         if warning:
-            print(warning, flush=True)
+            say(warning)
         if experiment is not None or not state.experiment_id:
             state.experiment_id = (experiment.result() if experiment is not None else
                                    _experiment(state.tracking_uri, folder, study.name, study.description))
@@ -210,9 +211,9 @@ def _record_choice(state: StudyState, study: Study, cell: Cell, best: dict, trac
     tracker.log_new_params(parent, {f"best.{cell.key}.{k}": v for k, v in best.items()})
     flags = edge_flags(study, cell, best)
     tracker.set_tags(parent, {record.edge_tag(cell.key, k): v for k, v in flags.items()})
-    print(f"[search {cell.slug}] chosen: " + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                                                      for k, v in best.items())
-          + "".join(f"\n  warning: {text}" for text in flags.values()), flush=True)
+    say(f"[search {cell.slug}] chosen: " + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                                                    for k, v in best.items())
+        + "".join(f"\n  warning: {text}" for text in flags.values()))
 
 
 def _close(state: StudyState, study: Study, folder: Path, experiment: Future | None, session) -> None:
@@ -236,11 +237,11 @@ def _farewell(state: StudyState, study: Study, folder: Path, stop: BaseException
     where = f"MLflow experiment '{study.name}' at {state.tracking_uri}"
     if stop is not None:
         reason = str(stop) or "stopped by a signal"
-        print(f"\nstudy '{study.name}' {state.status} after {time.time() - t0:.0f} s ({reason}). Runs so far: {where}"
-              f"\n  continue it with: sfli resume {study.name}" + _runs_arg(folder), flush=True)
+        say(f"\nstudy '{study.name}' {state.status} after {time.time() - t0:.0f} s ({reason}).\n  runs so far: {where}"
+            f"\n  continue it with: sfli resume {study.name}" + _runs_arg(folder))
     else:
-        print(f"\nstudy '{study.name}' finished in {time.time() - t0:.0f} s (execution {state.execution}). Runs: "
-              f"{where}\n  open them with: sfli ui" + _runs_arg(folder), flush=True)
+        say(f"\nstudy '{study.name}' finished in {time.time() - t0:.0f} s (execution {state.execution}).\n  runs: "
+            f"{where}\n  open them with: sfli ui" + _runs_arg(folder))
 
 
 def _runs_arg(folder: Path) -> str:

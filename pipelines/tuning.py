@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 from .study import Cell, Distribution, Study
+from .terminal import plural
 
 EDGE = 0.1  # the outer tenth of a range, at either end
 
@@ -48,11 +49,12 @@ def search_plan(study: Study) -> tuple[list[str], list[str]]:
         space = spec.search or {}
         spaces[arm] = space
         knobs = "; ".join(f"{k} {_range(d)}" for k, d in space.items()) or "none (fixed knobs)"
-        trials = f"{search.trials} trials" if space else "0 trials"
+        trials = plural(search.trials if space else 0, "trial")
         lines.append(f"  search {arm}: {trials} per grid point; {knobs}")
     if study.has_search:
-        lines.append(f"  every search: {search.sampler} sampler (seed {search.sampler_seed}, {study.startup_trials} "
-                     f"random start-up trials), search seeds {search.seeds}, {halving}")
+        start_up = plural(study.startup_trials, "random start-up trial")
+        lines.append(f"  every search: {search.sampler} sampler (seed {search.sampler_seed}, {start_up}), "
+                     f"search seeds {search.seeds}, {halving}")
     warnings = []
     unsearched = [arm for arm, space in spaces.items() if not space]
     if study.has_search and unsearched:

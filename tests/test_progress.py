@@ -1,5 +1,6 @@
 """The study's progress display (pipelines.progress) on trial records of the kind Ray Tune passes its callbacks:
-counts, per-arm runs, the best final objective, and how often it speaks on a terminal and in a log."""
+counts, per-arm runs, the best final objective, and how often it speaks on a terminal and in a log; the pack-size
+decisions printed beside it."""
 
 from __future__ import annotations
 
@@ -79,7 +80,7 @@ def test_a_log_gets_a_line_per_phase_change_and_at_most_one_a_minute(capsys, mon
     shown.on_step_end(0, SEARCH)
     shown.on_trial_complete(0, SEARCH, SEARCH[0])  # a log says nothing per trial
     shown.on_experiment_end(SEARCH)
-    lines = capsys.readouterr().out.splitlines()
+    lines = capsys.readouterr().out.replace("\n    ", " ").splitlines()  # a line wrapped at 120 columns, read whole
     assert lines[0] == "[search sfli] 5 trials"
     assert len(lines) == 3 and all(line.startswith("[search sfli] done 3 (pruned 1)") for line in lines[1:])
     # the study started 10 s before the phase; 3 of 5 done in 60.5 s: 2 more take about 40 s
@@ -109,3 +110,27 @@ def test_the_callback_pickles_as_tune_saves_it_with_its_bar_left_out(capsys):
         copy = pickle.loads(dumps(bar))
         assert copy.bar is None and copy.expected == 2 and copy.terminal
     bar.on_experiment_end(EVALUATE)
+
+
+def test_decisions_name_each_grid_point_once_and_read_at_120_columns(capsys):
+    from pipelines.packing import group_name
+    from pipelines.study import Cell
+    from pipelines.terminal import say
+
+    point = "helmholtz2d_a1-4_k1-modified_mlp"
+    assert group_name([Cell("xavier", 0, point), Cell("sfli", 0, point), Cell("sfli", 1, "poisson2d-mlp")]) == \
+        "helmholtz2d_a1-4_k1-modified_mlp (xavier, sfli); poisson2d-mlp (sfli)"
+    assert group_name([Cell("sfli", 0, "base"), Cell("xavier", 0, "base")]) == "sfli, xavier"
+    line = (f"[evaluate] {point} (xavier, sfli): 4 runs in packs of up to 1 (auto; model-steps/s by pack size: "
+            "1: 56, 2: 60 (a run alone timed uncompiled; compiled, it is faster still))")
+    say(line)
+    say("[evaluate] sfli, xavier: 6 runs in packs of up to 3 (pack: 3)")
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and all(len(text) <= 120 for text in lines)
+    assert lines[1].startswith("    ") and " ".join(t.strip() for t in lines[:2]) == line
+    assert lines[2] == "[evaluate] sfli, xavier: 6 runs in packs of up to 3 (pack: 3)"
+    uri = "sqlite:///" + "/deep" * 30 + "/mlflow.db"  # a word longer than a line stays whole, on a line of its own
+    say(f"\nstudy 's' finished in 3 s (execution 1).\n  runs: MLflow experiment 's' at {uri}\n  open them: sfli ui")
+    assert capsys.readouterr().out.splitlines() == [
+        "", "study 's' finished in 3 s (execution 1).", "  runs: MLflow experiment 's' at", f"      {uri}",
+        "  open them: sfli ui"]

@@ -3,6 +3,8 @@ search's choice raises, and what `sfli validate` prints side by side."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import yaml
 
@@ -44,11 +46,13 @@ def test_validate_prints_every_search_side_by_side_and_warns_where_they_differ(t
     path = write_study(tmp_path / "s.yaml", "unlike", ARMS, search_trials=4)
     assert main(["validate", str(path)]) == 0
     out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= 120
+    out = re.sub(r"\n {4,}", " ", out)  # a long line's continuations, read as the one line they wrap
     assert ("  search xavier: 4 trials per grid point; init.scale [0.1, 10] log (2.0 decades); "
             "train.lr [0.0001, 0.1] log (3.0 decades)") in out
     assert "  search sfli: 4 trials per grid point; train.lr [0.0003, 0.003] log (1.0 decades)" in out
     assert "  search fixed: 0 trials per grid point; none (fixed knobs)" in out
-    assert "every search: tpe sampler (seed 0, 1 random start-up trials), search seeds [1000], no pruning" in out
+    assert "every search: tpe sampler (seed 0, 1 random start-up trial), search seeds [1000], no pruning" in out
     assert "warning: arms fixed are not searched while others are" in out
     assert "warning: arms search different knobs: sfli: train.lr; xavier: init.scale, train.lr" in out
     assert "warning: arms.sfli.search.train.lr spans 1.0 decades" in out
