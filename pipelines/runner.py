@@ -237,11 +237,13 @@ def _farewell(state: StudyState, study: Study, folder: Path, stop: BaseException
     where = f"MLflow experiment '{study.name}' at {state.tracking_uri}"
     if stop is not None:
         reason = str(stop) or "stopped by a signal"
-        say(f"\nstudy '{study.name}' {state.status} after {time.time() - t0:.0f} s ({reason}).\n  runs so far: {where}"
-            f"\n  continue it with: sfli resume {study.name}" + _runs_arg(folder))
+        say(f"\nstudy '{study.name}' {state.status} after {time.time() - t0:.0f} s ({reason}).\n  runs so far: {where}")
+        next_command = f"  continue it with: sfli resume {study.name}"
     else:
-        say(f"\nstudy '{study.name}' finished in {time.time() - t0:.0f} s (execution {state.execution}).\n  runs: "
-            f"{where}\n  open them with: sfli ui" + _runs_arg(folder))
+        say(f"\nstudy '{study.name}' finished in {time.time() - t0:.0f} s (execution {state.execution}).\n"
+            f"  runs: {where}")
+        next_command = "  open them with: sfli ui"
+    print(next_command + _runs_arg(folder), flush=True)  # unwrapped: a command to copy whole
 
 
 def _runs_arg(folder: Path) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import textwrap
 
-WIDTH = 120
+from analysis.summary import WIDTH  # the terminal's speed-up table: the project's one terminal width
 
 
 def say(text: str) -> None:
