@@ -27,7 +27,8 @@ from .pack import Pack
 
 MIN_GAIN = 1.15  # below this the measurement's noise (a few %) and the per-pack bookkeeping can eat the gain
 CANDIDATES = (1, 2, 4, 8, 16, 32)
-STEP_LIMIT = 2 + 2 + 500  # warm-up, probe and the longest timing: every timed step an optimiser step
+MAX_TIMED_STEPS = 500
+STEP_LIMIT = 2 + 2 + MAX_TIMED_STEPS  # warm-up, probe and the longest timing: every step an optimiser step
 
 
 def timing_config(cfg: RunConfig, steps: int, seed: int) -> RunConfig:
@@ -57,7 +58,7 @@ def model_steps_per_second(cfg: RunConfig, size: int, seconds: float) -> float:
         return time.perf_counter() - t0
 
     seconds_of(2)
-    steps = max(3, min(500, round(seconds / (seconds_of(2) / 2))))
+    steps = max(3, min(MAX_TIMED_STEPS, round(seconds / (seconds_of(2) / 2))))
     return size * steps / seconds_of(steps)
 
 
