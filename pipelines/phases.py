@@ -120,7 +120,8 @@ def _tuner(state, study: Study, phase: Phase, cell: Cell | None, trainable, pack
     context to fit it in (a restored search re-pointed at a moved runs folder)."""
     expected = study.search.trials if phase == Phase.SEARCH else len(packing)
     pruning = phase == Phase.SEARCH and study.search.asha.enabled
-    progress = Progress(label, t0, expected, pruning, searching=phase == Phase.SEARCH)
+    Progress.t0 = t0  # a restored phase's callback (unpickled by Tune) shows this driver's elapsed time too
+    progress = Progress(label, expected, pruning, searching=phase == Phase.SEARCH)
     run_config = tune.RunConfig(
         name=name, storage_path=state.storage, verbose=0, callbacks=[progress],
         failure_config=tune.FailureConfig(max_failures=study.retries),

@@ -29,32 +29,42 @@ BAR = "{desc} {bar:12} {n_fmt}/{total_fmt} trials {elapsed}<{remaining}{postfix}
 
 
 class Progress(tune.Callback):
-    """Tune callback of one phase (``label``: 'search sfli', 'evaluate'), ``expected`` trials; ``t0``: when the
-    study started (the elapsed time shown is the study's); ``pruning``: successive halving may end trials early;
-    ``searching``: the phase minimises the objective, so its best so far is shown (an evaluation's trials are
-    different arms and grid points: no best among them).
+    """Tune callback of one phase (``label``: 'search sfli', 'evaluate'), ``expected`` trials; ``pruning``:
+    successive halving may end trials early; ``searching``: the phase minimises the objective, so its best so far
+    is shown (an evaluation's trials are different arms and grid points: no best among them).
+
+    The elapsed time shown is this driver's, from :attr:`t0` (when it started the study, set before each phase),
+    and the time left is estimated from the trials it finished itself: Tune restores a resumed phase's callback
+    from its pickle, and the first driver's clock and trials would count the time the study lay stopped.
 
     A trial Tune ended without its final result was pruned (by successive halving) or stopped (by the
     study's stop request, or in a phase without pruning): a pruned trial is done, a stopped one continues
     when the study is resumed."""
 
+    t0 = 0.0  # when this driver started the study (time.time()); set by the driver before each phase
     searching = True  # for callbacks pickled with an experiment before the attribute existed
 
-    def __init__(self, label: str, t0: float, expected: int, pruning: bool = False, terminal: bool | None = None,
+    def __init__(self, label: str, expected: int, pruning: bool = False, terminal: bool | None = None,
                  searching: bool = True):
-        self.label, self.t0, self.expected, self.pruning, self.searching = label, t0, expected, pruning, searching
+        self.label, self.expected, self.pruning, self.searching = label, expected, pruning, searching
         self.pruned: set[str] = set()  # trials seen ended early before any stop request: pruned for good
         self.terminal = sys.stdout.isatty() if terminal is None else terminal
-        self.started = time.time()
-        self.last = 0.0
+        self.started = self.last = time.time()
+        self.done_before: int | None = None  # trials done when this driver took the phase on (first step)
         self.bar: tqdm | None = None
 
     def __getstate__(self) -> dict:
         """Tune pickles its callbacks with the experiment: the bar (a stream and a lock) is not part of the state."""
         return {**self.__dict__, "bar": None}
 
+    def __setstate__(self, state: dict) -> None:
+        state.pop("t0", None)  # kept per callback before the driver's clock was the class's
+        self.__dict__.update(state)
+
     def setup(self, **info) -> None:
-        self.last = time.time()  # the first progress line of a log comes a minute in
+        # the phase starts (again) in this driver; the first progress line of a log comes a minute in
+        self.started = self.last = time.time()
+        self.done_before = None
         if self.terminal:
             self.bar = tqdm(total=self.expected, desc=f"[{self.label}]", unit="trial", file=sys.stdout,
                             dynamic_ncols=True, leave=True, bar_format=BAR)
@@ -62,7 +72,11 @@ class Progress(tune.Callback):
             print(f"[{self.label}] {self.expected} trials", file=sys.stdout, flush=True)
 
     def on_step_end(self, iteration: int, trials: list[Trial], **info) -> None:
-        self.ended(trials)
+        done = len(self.ended(trials)["done"])
+        if self.done_before is None:  # a resumed phase's trials done before: not this driver's pace
+            self.done_before = done
+            if self.bar is not None:
+                self.bar.initial = done  # tqdm's rate, and so its time left, counts from here
         every = BAR_EVERY_S if self.terminal else LOG_EVERY_S
         if time.time() - self.last >= every:
             self.show(trials)
@@ -119,8 +133,8 @@ class Progress(tune.Callback):
             text += "  · " + " ".join(f"{arm} {n}/{total}" for arm, (n, total) in sorted(arms.items()))
         text += f"  · best{'' if short else ' objective'} {min(finals):.4g}" if finals and self.searching else ""
         if with_time:
-            elapsed = time.time() - self.started
-            left = elapsed * (self.expected - len(done)) / len(done) if done else None
+            elapsed, finished_here = time.time() - self.started, len(done) - (self.done_before or 0)
+            left = elapsed * (self.expected - len(done)) / finished_here if finished_here > 0 else None
             text += f"  · elapsed {time.time() - self.t0:.0f} s" + (f", about {left:.0f} s left in this phase"
                                                                     if left is not None and left > 0 else "")
         return text

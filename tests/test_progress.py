@@ -42,7 +42,7 @@ def test_counts_per_arm_follow_the_members_of_packed_trials():
 
 
 def test_summary_counts_pruned_trials_apart_and_the_best_final_objective_only():
-    text = Progress("search sfli", 0.0, expected=8, pruning=True, terminal=False).summary(SEARCH, with_time=False)
+    text = Progress("search sfli", expected=8, pruning=True, terminal=False).summary(SEARCH, with_time=False)
     # 3 more trials not yet created count as pending; the pruned trial's running objective is not a result
     assert text == "done 3 (pruned 1)  running 1  pending 4  errored 0  · best objective 196.4"
 
@@ -51,10 +51,10 @@ def test_a_trial_ended_without_its_result_is_stopped_not_pruned_after_a_stop_req
         monkeypatch):
     """After Ctrl-C Tune ends the running trials without their final result: they continue on resume, so they
     are neither done nor pruned (a search without successive halving prunes nothing)."""
-    plain = Progress("search sfli", 0.0, expected=8, terminal=False)
+    plain = Progress("search sfli", expected=8, terminal=False)
     assert plain.summary(SEARCH, with_time=False) == ("done 2  stopped 1  running 1  pending 4  errored 0  "
                                                       "· best objective 196.4")
-    halving = Progress("search sfli", 0.0, expected=8, pruning=True, terminal=True)
+    halving = Progress("search sfli", expected=8, pruning=True, terminal=True)
     halving.on_step_end(0, SEARCH[:3])  # the third trial was pruned before Ctrl-C …
     monkeypatch.setattr(StopRequest, "requested", True)
     after = SEARCH + [Seen(Trial.TERMINATED, {"arm": "sfli"}, {"objective": 80.0, "objective_final": 0})]
@@ -62,17 +62,19 @@ def test_a_trial_ended_without_its_result_is_stopped_not_pruned_after_a_stop_req
     assert halving.summary(after, with_time=False, short=True) == ("run 1 wait 3 err 0 pruned 1 stopped 1  "
                                                                    "· best 196.4")
     assert arm_counts(after, {t.trial_id for t in halving.ended(after)["done"]}) == {"sfli": (3, 6)}
-    late = Progress("search sfli", 0.0, expected=8, pruning=True, terminal=True)  # saw nothing before the stop
+    late = Progress("search sfli", expected=8, pruning=True, terminal=True)  # saw nothing before the stop
     assert late.summary(SEARCH, with_time=False, short=True) == "run 1 wait 4 err 0 stopped 1  · best 196.4"
-    both = Progress("evaluate", 0.0, expected=2, terminal=False, searching=False).summary(EVALUATE, with_time=False)
+    both = Progress("evaluate", expected=2, terminal=False, searching=False).summary(EVALUATE, with_time=False)
     assert both.endswith("· sfli 1/3 xavier 1/2")  # an evaluation's trials are arms and grid points: no best
 
 
 def test_a_log_gets_a_line_per_phase_change_and_at_most_one_a_minute(capsys, monkeypatch):
     clock = [1000.0]
     monkeypatch.setattr(progress.time, "time", lambda: clock[0])
-    shown = Progress("search sfli", 990.0, expected=5, pruning=True, terminal=False)
+    monkeypatch.setattr(Progress, "t0", 990.0)
+    shown = Progress("search sfli", expected=5, pruning=True, terminal=False)
     shown.setup()
+    shown.on_step_end(0, SEARCH[3:])  # a new phase's first step: nothing done yet
     for _ in range(100):  # a step every 0.5 s for 50 s: no line
         clock[0] += 0.5
         shown.on_step_end(0, SEARCH)
@@ -87,8 +89,44 @@ def test_a_log_gets_a_line_per_phase_change_and_at_most_one_a_minute(capsys, mon
     assert "elapsed 70 s, about 40 s left in this phase" in lines[1]
 
 
+def test_a_resumed_phase_shows_this_drivers_elapsed_time_and_pace(capsys, monkeypatch):
+    """Tune restores a resumed phase's callback from its pickle: the first driver's clock and the trials done
+    before the stop must not count. Here the first driver ran 100 s and finished 2 of 6 trials; the study lay
+    stopped for an hour; the second driver starts at 5000 s, takes the phase on 10 s later, and finishes one
+    more trial in 30 s: 3 left take about 90 s (not 3 × 3 700 / 3 s)."""
+    import pickle
+
+    clock = [1000.0]
+    monkeypatch.setattr(progress.time, "time", lambda: clock[0])
+    monkeypatch.setattr(Progress, "t0", 990.0)
+    first = Progress("evaluate", expected=6, terminal=False, searching=False)
+    first.setup()
+    clock[0] = 1100.0
+    trials = [Seen(Trial.TERMINATED, {"members": [["sfli", 0, s]]}, final(1.0)) for s in range(2)] + [
+        Seen(Trial.RUNNING, {"members": [["sfli", 0, s]]}) for s in range(2, 4)] + [
+        Seen(Trial.PENDING, {"members": [["sfli", 0, s]]}) for s in range(4, 6)]
+    first.on_step_end(0, trials)
+    saved = pickle.dumps(first)
+    clock[0] = 5010.0
+    monkeypatch.setattr(Progress, "t0", 5000.0)  # the second driver, set before the phase
+    resumed = pickle.loads(saved)
+    resumed.setup()
+    resumed.on_step_end(0, trials)
+    clock[0] = 5040.0
+    trials[2].status, trials[2].last_result = Trial.TERMINATED, final(1.0)
+    text = resumed.summary(trials, with_time=True)
+    assert text.endswith("· elapsed 40 s, about 90 s left in this phase")
+    on_terminal = pickle.loads(saved)
+    on_terminal.terminal = True
+    on_terminal.setup()
+    on_terminal.on_step_end(0, trials)
+    assert on_terminal.bar.initial == 3  # the bar's rate, and so its time left, counts this driver's trials
+    on_terminal.on_experiment_end(trials)
+    capsys.readouterr()
+
+
 def test_a_terminal_gets_one_bar_redrawn_in_place(capsys):
-    bar = Progress("evaluate", 0.0, expected=2, terminal=True, searching=False)
+    bar = Progress("evaluate", expected=2, terminal=True, searching=False)
     bar.setup()
     bar.show(EVALUATE)
     bar.on_experiment_end(EVALUATE)
@@ -104,7 +142,7 @@ def test_the_callback_pickles_as_tune_saves_it_with_its_bar_left_out(capsys):
 
     import cloudpickle
 
-    bar = Progress("evaluate", 0.0, expected=2, terminal=True)
+    bar = Progress("evaluate", expected=2, terminal=True)
     bar.setup()
     for dumps in (pickle.dumps, cloudpickle.dumps):  # under pytest, sys.stdout is a capture object
         copy = pickle.loads(dumps(bar))
