@@ -10,7 +10,7 @@ queued within a second as one call per run (pipelines.metric_buffer), which the 
 With packing, a member's `time/wall_s` is its share of the pack's steps plus its own evaluations, so the sum
 over runs is still the training work done.
 
-Where the time beyond training goes (Linux): every process of the study is sampled from /proc ten times a
+Where the time beyond training goes (Linux): every process of the study is sampled from /proc four times a
 second, and its CPU seconds are summed by kind — this driver (from the call on), Ray's own processes (its
 servers, helpers and pre-started workers), the trial processes — before the first run opened and over the
 whole study. Beside the two cores' capacity over the same wall time, they say how much of the start-up is
