@@ -32,6 +32,7 @@ from .audit import audit_storage
 from .environment import quiet
 from .metric_buffer import TrackingUnavailable
 from .packing import evaluation_packs, parallel_trials, search_pack
+from .previews import PreviewPainter
 from .ray_session import cluster_address, connect_ray, disconnect, remove_leftovers, shipped_modules
 from .reach import check_cluster, check_local_resources, check_tracking
 from .state import StudyState, StudyStatus, driver_alive, driver_lock, fingerprint
@@ -147,7 +148,8 @@ def _drive(state: StudyState, folder: Path, num_cpus: int | None, experiment: Fu
         if experiment is not None or not state.experiment_id:
             state.experiment_id = (experiment.result() if experiment is not None else
                                    _experiment(state.tracking_uri, folder, study.name, study.description))
-        _run_phases(state, study, folder, Tracker(state.tracking_uri), t0, [] if shipped else study.python_path)
+        with PreviewPainter(state.tracking_uri, state.experiment_id, study.name, state.execution):
+            _run_phases(state, study, folder, Tracker(state.tracking_uri), t0, [] if shipped else study.python_path)
         state.status = StudyStatus.FINISHED
     except (KeyboardInterrupt, PhaseIncomplete) as err:
         stop = err

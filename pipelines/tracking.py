@@ -224,12 +224,16 @@ class Tracker:
             run_id = run.info.run_id
         return run_id
 
-    @_retry
     def trial_runs(self, experiment_id: str, study: str, execution: int, phase: str | None = None,
                    status: str | None = None) -> list:
         """The trial runs of one execution of a study (optionally of one phase, or with one sfli status)."""
         query = record.run_filter(record.RunType.TRIAL, phase, execution, study)
         query += f" and tags.{record.STATUS} = '{status}'" if status else ""
+        return self.search_runs(experiment_id, query)
+
+    @_retry
+    def search_runs(self, experiment_id: str, query: str) -> list:
+        """Every run of the experiment that matches the MLflow filter ``query``."""
         return self.client.search_runs([experiment_id], filter_string=query, max_results=50000)
 
     def close_open(self, experiment_id: str, study: str, execution: int, phase: str | None = None) -> int:
@@ -277,7 +281,8 @@ class Tracker:
             return run_id, False
         run = self.client.create_run(experiment_id, run_name=trial_name,
                                      tags={**identity.tags(), record.PARENT_RUN: parent_id,
-                                           record.RUN_TYPE: record.RunType.TRIAL, record.STATUS: Status.RUNNING})
+                                           record.RUN_TYPE: record.RunType.TRIAL, record.STATUS: Status.RUNNING,
+                                           record.PREVIEWS: record.PreviewState.PENDING})
         self.client.log_batch(run.info.run_id, params=_params(params))
         return run.info.run_id, True
 
@@ -342,6 +347,16 @@ class Tracker:
     @_retry
     def log_artifact(self, run_id: str, path: Path, folder: str | None = None) -> None:
         self.client.log_artifact(run_id, str(path), folder)
+
+    @_retry
+    def log_artifacts(self, run_id: str, folder: Path) -> None:
+        """Every file of ``folder``, at the top of the run's artifacts (one call for all of them)."""
+        self.client.log_artifacts(run_id, str(folder))
+
+    @_retry
+    def download_artifacts(self, run_id: str, folder: Path) -> Path:
+        """Every artifact at the top of the run's artifacts, into ``folder``."""
+        return Path(self.client.download_artifacts(run_id, "", str(folder)))
 
     @_retry
     def set_tags(self, run_id: str, tags: dict[str, str]) -> None:

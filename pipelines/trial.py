@@ -198,7 +198,7 @@ def train_runs(plans: list[TrialPlan], todo: list[int], state: TrialState, conte
                      for i, seed in chunk]
         halving = context.phase == Phase.SEARCH and study.search.asha.enabled
         pack = Pack(cfgs, reporters, on_log=_TuneReport(study, state, index, names, tracker, every_step=halving))
-        shown = [condensation_layers(m.model)[:1] for m in pack.members]  # the heat map's layer
+        shown = [condensation_layers(m.model)[:1] for m in pack.members]  # the layer whose input weights are recorded
         initial_u = [input_weights(layers[0][0]) if layers else None for layers in shown]
         if state.pack is not None and state.members == names:
             pack.load_state_dict(state.pack)
@@ -288,34 +288,22 @@ def finish(tracker: Tracker, run_id: str, outcomes: list[SeedOutcome]) -> dict[s
         pd.DataFrame(rows).to_csv(Path(d) / record.SERIES_FILE, index=False)
         (Path(d) / record.SEEDS_FILE).write_text(json.dumps(
             [{k: v for k, v in asdict(o).items() if k not in ("history", "run")} for o in outcomes], indent=1))
-        tracker.log_artifact(run_id, Path(d) / record.SERIES_FILE)
-        tracker.log_artifact(run_id, Path(d) / record.SEEDS_FILE)
+        tracker.log_artifacts(run_id, Path(d))
     tracker.finish(run_id, status)
     return tune_result(objective, status, summary.get(keys.final(keys.TRAIN_LOSS), WORST))
 
 
 def _artifacts(tracker: Tracker, run_id: str, cfg: RunConfig, result: RunResult, u_start, u_end) -> None:
-    """Resolved config, spectra, staircase plot and condensation heat map of the first seed."""
-    # imported here: matplotlib (and, for the heat map, the report's figure code and SciPy) only once a run has
-    # trained, so a trial actor starts training without them
-    from .run_figures import PREVIEW_DPI, staircase_plot
-
+    """Resolved config, spectra and, for a net with a condensation layer, that layer's input weights at the start
+    and the end (and at every logging step with condensation.track) of the first seed. Its preview figures are
+    drawn from these by the driver (pipelines.previews): a trial draws nothing."""
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
         (d / record.CONFIG_FILE).write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
         (d / record.SPECTRA_FILE).write_text(json.dumps(result.spectra))
-        title = f"{cfg.task.name} {cfg.model.arch} {cfg.init.name} seed {cfg.seed}"
-        staircase_plot(result.history, cfg.rank.headline, result.n_layers, d / record.STAIRCASE_FILE, title)
-        names = [record.CONFIG_FILE, record.SPECTRA_FILE, record.STAIRCASE_FILE]
-        if u_start is not None:  # the weights, for the report's figure; a preview for the UI
-            from analysis.figures import condensation_heatmap
-
+        if u_start is not None:
             weights = {record.WEIGHTS_START: u_start.tolist(), record.WEIGHTS_END: u_end.tolist()}
-            if result.weights:  # condensation.track: the weights at every logging step too
+            if result.weights:
                 weights[record.WEIGHTS_STEPS] = {str(step): u for step, u in sorted(result.weights.items())}
             (d / record.WEIGHTS_FILE).write_text(json.dumps(weights))
-            condensation_heatmap({"start": u_start, "end": u_end}, d / record.HEATMAP_FILE, title, PREVIEW_DPI,
-                                 pdf=False)
-            names += [record.WEIGHTS_FILE, record.HEATMAP_FILE]
-        for name in names:
-            tracker.log_artifact(run_id, d / name)
+        tracker.log_artifacts(run_id, d)

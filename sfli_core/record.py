@@ -70,6 +70,14 @@ CONFIG_FILE, SPECTRA_FILE, STAIRCASE_FILE = "config.yaml", "spectra.json", "stai
 WEIGHTS_FILE, HEATMAP_FILE = "condensation_weights.json", "condensation.png"
 SERIES_FILE, SEEDS_FILE = "series.csv", "seeds.json"
 SPECTRA_INITIAL, SPECTRA_FINAL = "initial", "final"  # the keys of SPECTRA_FILE
+# a trial run's previews (STAIRCASE_FILE, HEATMAP_FILE), drawn by the driver once the run is complete
+PREVIEWS, PREVIEWS_ERROR = "previews", "previews_error"  # tags: a PreviewState; why they were not drawn
+
+
+class PreviewState(StrEnum):
+    PENDING = "pending"  # from the run's creation until the driver has drawn them
+    DRAWN = "drawn"
+    NOT_DRAWN = "not drawn"  # the run's records could not be drawn (PREVIEWS_ERROR says why)
 WEIGHTS_START, WEIGHTS_END, WEIGHTS_STEPS = "start", "end", "steps"  # the keys of WEIGHTS_FILE
 
 # a study's reports, recorded on its evaluate parent run as versions: files under ``report/v<N>``; the tag
