@@ -2,12 +2,13 @@
 trials' path: a trial process draws nothing, so it neither imports matplotlib nor spends ≈ 0.5 s of CPU per run
 on figures, and on an accelerator the next run starts at once.
 
-A trial run is created with its previews :attr:`~sfli_core.record.PreviewState.PENDING`. A thread of the driver
-looks every :data:`POLL_S` seconds for the execution's complete runs (finished or diverged) still pending,
-downloads what each recorded, draws its previews, logs them as the run's artifacts and tags them drawn. A look
-that finds nothing costs two small queries. When the phases are done, the driver draws what is left before it
-returns; a stopped study leaves it to ``sfli resume``. A run whose records cannot be drawn is tagged so, with
-why, and the study goes on: previews are for browsing; the report draws its figures from the records.
+A trial run closed complete (finished or diverged) has its previews :attr:`~sfli_core.record.PreviewState.PENDING`
+(a run stopped or failed has none). A thread of the driver looks every :data:`POLL_S` seconds for the
+execution's runs still pending, downloads what each recorded, draws its previews, logs them as the run's
+artifacts and tags them drawn; a look that finds nothing costs one small query. When the phases are done, the
+driver draws what is left before it returns; a stopped study leaves it to ``sfli resume``. A run whose records
+cannot be drawn is tagged so, with why, and the study goes on: previews are for browsing; the report draws its
+figures from the records.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import threading
 from pathlib import Path
 
 from sfli_core import record
-from sfli_core.record import OUTCOMES, PreviewState, RunType
+from sfli_core.record import PreviewState, RunType
 
 from .metric_buffer import TrackingUnavailable
 from .terminal import say
@@ -64,13 +65,11 @@ class PreviewPainter:
         """Draw the previews of every complete trial run of the execution still pending; returns how many runs
         were drawn. ``stop``: leave off when it is set."""
         drawn = 0
-        for status in OUTCOMES:
-            for run in self.tracker.search_runs(self.experiment_id, self.query + f" and tags.{record.STATUS} = "
-                                                f"'{status}'"):
-                if stop is not None and stop.is_set():
-                    return drawn
-                self.draw(run.info.run_id, run.info.run_name)
-                drawn += 1
+        for run in self.tracker.search_runs(self.experiment_id, self.query):
+            if stop is not None and stop.is_set():
+                break
+            self.draw(run.info.run_id, run.info.run_name)
+            drawn += 1
         return drawn
 
     def draw(self, run_id: str, name: str) -> None:

@@ -247,7 +247,9 @@ class Tracker:
                      or r.data.tags.get(record.STATUS, Status.RUNNING) == Status.RUNNING]
         for run in open_runs:
             status = Status(run.data.tags.get(record.STATUS, Status.RUNNING))
-            self._close(run.info.run_id, Status.STOPPED if status == Status.RUNNING else status)
+            complete = status in OUTCOMES and record.PREVIEWS not in run.data.tags
+            self._close(run.info.run_id, Status.STOPPED if status == Status.RUNNING else status,
+                        {record.PREVIEWS: record.PreviewState.PENDING} if complete else None)
         return len(open_runs)
 
     def discard_orphans(self, experiment_id: str, study: str, execution: int, phase: str, arm: str | None,
@@ -281,8 +283,7 @@ class Tracker:
             return run_id, False
         run = self.client.create_run(experiment_id, run_name=trial_name,
                                      tags={**identity.tags(), record.PARENT_RUN: parent_id,
-                                           record.RUN_TYPE: record.RunType.TRIAL, record.STATUS: Status.RUNNING,
-                                           record.PREVIEWS: record.PreviewState.PENDING})
+                                           record.RUN_TYPE: record.RunType.TRIAL, record.STATUS: Status.RUNNING})
         self.client.log_batch(run.info.run_id, params=_params(params))
         return run.info.run_id, True
 
@@ -362,17 +363,17 @@ class Tracker:
     def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
         self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
-    def finish(self, run_id: str, status: Status) -> None:
-        """The sfli status is a tag; MLflow's own status is FAILED for a failed run, else FINISHED. A run is
-        closed only once its logging steps are delivered; a failed or stopped one is closed regardless (its
-        undelivered steps stay in the trial's checkpoint)."""
+    def finish(self, run_id: str, status: Status, tags: dict[str, str] | None = None) -> None:
+        """The sfli status is a tag (written with ``tags``); MLflow's own status is FAILED for a failed run, else
+        FINISHED. A run is closed only once its logging steps are delivered; a failed or stopped one is closed
+        regardless (its undelivered steps stay in the trial's checkpoint)."""
         if status not in (Status.FAILED, Status.STOPPED):
             self.flush()
-        self._close(run_id, status)
+        self._close(run_id, status, tags)
 
     @_retry
-    def _close(self, run_id: str, status: Status) -> None:
-        self.set_tags(run_id, {record.STATUS: status})
+    def _close(self, run_id: str, status: Status, tags: dict[str, str] | None = None) -> None:
+        self.set_tags(run_id, {record.STATUS: status, **(tags or {})})
         self.client.set_terminated(run_id, "FAILED" if status == Status.FAILED else "FINISHED")
 
     @_retry

@@ -34,7 +34,7 @@ from sfli_core.config import RunConfig
 from sfli_core.init import INITS
 from sfli_core.models import condensation_layers
 from sfli_core.pack import Pack
-from sfli_core.record import Phase, Status, TrialIdentity
+from sfli_core.record import Phase, PreviewState, Status, TrialIdentity
 from sfli_core.result import RunResult
 from sfli_core.tasks import build_task
 from sfli_core.trainer import Trainer
@@ -289,7 +289,7 @@ def finish(tracker: Tracker, run_id: str, outcomes: list[SeedOutcome]) -> dict[s
         (Path(d) / record.SEEDS_FILE).write_text(json.dumps(
             [{k: v for k, v in asdict(o).items() if k not in ("history", "run")} for o in outcomes], indent=1))
         tracker.log_artifacts(run_id, Path(d))
-    tracker.finish(run_id, status)
+    tracker.finish(run_id, status, {record.PREVIEWS: PreviewState.PENDING})  # drawn by the driver
     return tune_result(objective, status, summary.get(keys.final(keys.TRAIN_LOSS), WORST))
 
 

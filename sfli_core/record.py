@@ -75,7 +75,7 @@ PREVIEWS, PREVIEWS_ERROR = "previews", "previews_error"  # tags: a PreviewState;
 
 
 class PreviewState(StrEnum):
-    PENDING = "pending"  # from the run's creation until the driver has drawn them
+    PENDING = "pending"  # the run is complete; the driver has not drawn them yet
     DRAWN = "drawn"
     NOT_DRAWN = "not drawn"  # the run's records could not be drawn (PREVIEWS_ERROR says why)
 WEIGHTS_START, WEIGHTS_END, WEIGHTS_STEPS = "start", "end", "steps"  # the keys of WEIGHTS_FILE

@@ -20,7 +20,7 @@ from pipelines.run_figures import staircase_figure
 from pipelines.tracking import Tracker
 from sfli_core import keys, record
 from sfli_core.config import RunConfig
-from sfli_core.record import Status, TrialIdentity
+from sfli_core.record import OUTCOMES, PreviewState, Status, TrialIdentity
 from tests.pipeline_helpers import wait_for
 
 STUDY = "previews"
@@ -78,8 +78,8 @@ def add_run(store, tmp_path, name: str, status: Status, execution: int, losses=(
         u1 = [[1.0, 0.0], [2.0, 0.0], [-1.0, 0.0], [0.0, 1.0]]
         (folder / record.WEIGHTS_FILE).write_text(json.dumps({record.WEIGHTS_START: u0, record.WEIGHTS_END: u1}))
     tracker.log_artifacts(run_id, folder)
-    if closed:
-        tracker.finish(run_id, status)
+    if closed:  # as the trial closes it
+        tracker.finish(run_id, status, {record.PREVIEWS: PreviewState.PENDING} if status in OUTCOMES else None)
     else:
         tracker.set_tags(run_id, {record.STATUS: status})
     return run_id
@@ -105,7 +105,7 @@ def test_complete_runs_get_their_previews_once_and_others_none(store, tmp_path):
     assert artifacts(store, finished) == recorded | {record.WEIGHTS_FILE, record.STAIRCASE_FILE, record.HEATMAP_FILE}
     assert artifacts(store, diverged) == recorded | {record.STAIRCASE_FILE}
     assert artifacts(store, running) == artifacts(store, stopped) == recorded | {record.WEIGHTS_FILE}
-    assert [tag(store, r) for r in (finished, diverged, running, stopped)] == ["drawn", "drawn", "pending", "pending"]
+    assert [tag(store, r) for r in (finished, diverged, running, stopped)] == ["drawn", "drawn", None, None]
     assert first.sweep() == 0
     assert painter(store, 1).sweep() == 0  # another driver (a resumed study) draws no run that has its previews
     assert painter(store, 99).sweep() == 0  # nor another execution's

@@ -16,7 +16,8 @@ def test_runs_a_completed_phase_left_open_are_closed_to_match_their_trial(tmp_pa
     parent = tracker.parent_run(experiment, "closing", "search", 1)
     runs = {}
     for trial, status, closed in [("cut", Status.STOPPED, False), ("done", Status.FINISHED, True),
-                                  ("broken", Status.FAILED, False), ("never closed", Status.RUNNING, False)]:
+                                  ("broken", Status.FAILED, False), ("never closed", Status.RUNNING, False),
+                                  ("complete", Status.FINISHED, False)]:
         identity = TrialIdentity(study="closing", execution=1, phase="search", arm="sfli", variant="base",
                                  trial_id=trial, seeds=(1000,), task="fit1d_multiscale", init="sfli", arch="mlp",
                                  init_role="treatment")
@@ -25,10 +26,13 @@ def test_runs_a_completed_phase_left_open_are_closed_to_match_their_trial(tmp_pa
         if closed:
             tracker.client.set_terminated(run_id, "FINISHED")
         runs[trial] = run_id
-    assert tracker.close_open(experiment, "closing", 1, "search") == 3
+    assert tracker.close_open(experiment, "closing", 1, "search") == 4
     seen = {trial: tracker.client.get_run(run_id) for trial, run_id in runs.items()}
     assert {trial: (run.data.tags[record.STATUS], run.info.status) for trial, run in seen.items()} == {
         "cut": ("stopped", "FINISHED"), "done": ("finished", "FINISHED"), "broken": ("failed", "FAILED"),
-        "never closed": ("stopped", "FINISHED")}
+        "never closed": ("stopped", "FINISHED"), "complete": ("finished", "FINISHED")}
+    # a complete run closed here has its previews drawn by the driver (pipelines.previews); the others none
+    assert {trial: run.data.tags.get(record.PREVIEWS) for trial, run in seen.items()} == {
+        "cut": None, "done": None, "broken": None, "never closed": None, "complete": "pending"}
     assert tracker.close_open(experiment, "closing", 1, "evaluate") == 0
     assert tracker.close_open(experiment, "closing", 1) == 0  # the whole execution: nothing left open
