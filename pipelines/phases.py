@@ -19,7 +19,9 @@ from sfli_core import record
 from sfli_core.record import Phase
 
 from .audit import AuditedSearch, searcher
+from .previews import draws_in_trials
 from .progress import Progress
+from .ray_session import cluster_address
 from .stop import StopRequest
 from .study import Cell, Study
 from .terminal import say
@@ -91,7 +93,8 @@ def run_phase(state, study: Study, phase: Phase, cell: Cell | None, t0: float,
     context = TrialContext(study=study, phase=phase, tracking_uri=state.tracking_uri,
                            experiment_id=state.experiment_id, parent_run_id=state.parents[phase],
                            git_revision=state.git_revision, chosen=dict(state.chosen), python_path=python_path,
-                           execution=state.execution, pack=packing if phase == Phase.SEARCH else 1)
+                           execution=state.execution, pack=packing if phase == Phase.SEARCH else 1,
+                           draws_previews=draws_in_trials(cluster_address(state.address), study.resources.gpus))
     trainable = tune.with_resources(tune.with_parameters(run_trial, context=context),
                                     {"cpu": study.resources.cpus, "gpu": study.resources.gpus})
     name = f"{study.name}-e{state.execution}-" + (f"search-{cell.slug}" if phase == Phase.SEARCH else "evaluate")

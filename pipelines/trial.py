@@ -40,6 +40,7 @@ from sfli_core.tasks import build_task
 from sfli_core.trainer import Trainer
 
 from .objective import WORST, finite_or_worst, objective_value
+from .previews import draw_run
 from .study import Cell, Study, extend_python_path
 from .tracking import Tracker
 
@@ -59,6 +60,7 @@ class TrialContext:
     python_path: list[str] = field(default_factory=list)  # folders of the user's modules, on a shared file system
     execution: int = 1
     pack: int = 1  # search: how many search seeds are trained at once
+    draws_previews: bool = False  # the trial draws its runs' previews (pipelines.previews.draws_in_trials)
 
 
 @dataclass
@@ -170,7 +172,8 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     logged_up_to = {i: -1 if runs[i][1] else tracker.last_step(runs[i][0], keys.TRAIN_LOSS) for i in todo}
     try:
         train_runs(plans, todo, state, context, tracker, [r for r, _ in runs], logged_up_to)
-        finals = [finish(tracker, runs[i][0], [o for o in state.outcomes if o.run == i]) for i in todo]
+        finals = [finish(tracker, runs[i][0], plans[i].name, [o for o in state.outcomes if o.run == i],
+                         context.draws_previews) for i in todo]
     except Exception:
         for i in todo:  # Tune retries the trial from its last checkpoint, in these same runs
             tracker.finish(runs[i][0], Status.FAILED)
@@ -273,9 +276,9 @@ class _TuneReport:
             tune.report(metrics)
 
 
-def finish(tracker: Tracker, run_id: str, outcomes: list[SeedOutcome]) -> dict[str, Any]:
-    """Summary metrics (of the first seed) and the mean objective, the series of every seed, the sfli status;
-    returns the trial's last Tune report."""
+def finish(tracker: Tracker, run_id: str, name: str, outcomes: list[SeedOutcome], draw: bool) -> dict[str, Any]:
+    """Summary metrics (of the first seed) and the mean objective, the series of every seed, the previews
+    (``draw``; else the driver draws them), the sfli status; returns the trial's last Tune report."""
     objective = sum(o.objective for o in outcomes) / len(outcomes)
     status = Status.FINISHED if all(o.status == Status.FINISHED for o in outcomes) else Status.DIVERGED
     summary = {k: v for k, v in outcomes[0].summary.items() if isinstance(v, (int, float))}
@@ -289,14 +292,14 @@ def finish(tracker: Tracker, run_id: str, outcomes: list[SeedOutcome]) -> dict[s
         (Path(d) / record.SEEDS_FILE).write_text(json.dumps(
             [{k: v for k, v in asdict(o).items() if k not in ("history", "run")} for o in outcomes], indent=1))
         tracker.log_artifacts(run_id, Path(d))
-    tracker.finish(run_id, status, {record.PREVIEWS: PreviewState.PENDING})  # drawn by the driver
+    tracker.finish(run_id, status, draw_run(tracker, run_id, name) if draw else {record.PREVIEWS: PreviewState.PENDING})
     return tune_result(objective, status, summary.get(keys.final(keys.TRAIN_LOSS), WORST))
 
 
 def _artifacts(tracker: Tracker, run_id: str, cfg: RunConfig, result: RunResult, u_start, u_end) -> None:
     """Resolved config, spectra and, for a net with a condensation layer, that layer's input weights at the start
-    and the end (and at every logging step with condensation.track) of the first seed. Its preview figures are
-    drawn from these by the driver (pipelines.previews): a trial draws nothing."""
+    and the end (and at every logging step with condensation.track) of the first seed: the records its previews
+    are drawn from (:func:`finish`, or the driver: pipelines.previews)."""
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
         (d / record.CONFIG_FILE).write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))

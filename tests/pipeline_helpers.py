@@ -55,6 +55,7 @@ def check_trial_run(client: MlflowClient, run, n_logged: int, log_every: int = 2
     assert {"final/train/loss", "final/eval/rel_l2", "initial/rank/eps1e-3/layer2", "objective"} <= set(
         run.data.metrics)
     assert {a.path for a in client.list_artifacts(run.info.run_id)} == ARTIFACTS
+    assert tags["previews"] == "drawn"
 
 
 def study_in_thread(**kwargs) -> tuple[threading.Thread, dict]:

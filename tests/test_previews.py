@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from pipelines import previews
-from pipelines.previews import PreviewPainter
+from pipelines.previews import PreviewPainter, draws_in_trials
 from pipelines.run_figures import staircase_figure
 from pipelines.tracking import Tracker
 from sfli_core import keys, record
@@ -147,3 +147,9 @@ def test_a_stopped_study_leaves_the_rest_to_its_resume(store, tmp_path, monkeypa
     with painter(store, 4):  # the resumed driver's
         pass
     assert tag(store, left) == "drawn"
+
+
+def test_trials_draw_their_own_previews_only_where_they_share_the_drivers_cpus():
+    assert draws_in_trials(None, 0.0)  # a local Ray instance, CPU trials
+    assert not draws_in_trials("127.0.0.1:6379", 0.0)  # a cluster: the driver's CPUs are not the trials'
+    assert not draws_in_trials(None, 1.0)  # an accelerator never waits for a figure

@@ -13,7 +13,7 @@ from ray.cluster_utils import Cluster
 
 from pipelines.runner import StudyState, start_study
 from pipelines.tracking import RESUMED_FROM, TRIAL_STARTS
-from sfli_core import keys
+from sfli_core import keys, record
 from tests.pipeline_helpers import ROOT, study_in_thread, trial_runs, wait_for, write_study
 
 
@@ -73,6 +73,9 @@ def test_study_by_address_survives_a_killed_worker_node(cluster, tmp_path):
     steps = [m.step for m in client.get_metric_history(victim, keys.TRAIN_LOSS)]
     assert sorted(steps) == list(range(0, 2001, 50))  # … continued, and no step was logged twice
     assert killed.data.metrics["final/step"] == 2000
+    # trials on a cluster leave their previews to the driver (pipelines.previews), which draws every one
+    assert all(r.data.tags.get(record.PREVIEWS) == "drawn" for r in runs)
+    assert {record.STAIRCASE_FILE, record.HEATMAP_FILE} <= {a.path for a in client.list_artifacts(victim)}
 
 
 def test_user_modules_reach_cluster_workers_through_ray(cluster, tmp_path, monkeypatch):
