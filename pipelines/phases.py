@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
@@ -94,7 +95,8 @@ def run_phase(state, study: Study, phase: Phase, cell: Cell | None, t0: float,
                            experiment_id=state.experiment_id, parent_run_id=state.parents[phase],
                            git_revision=state.git_revision, chosen=dict(state.chosen), python_path=python_path,
                            execution=state.execution, pack=packing if phase == Phase.SEARCH else 1,
-                           draws_previews=draws_in_trials(cluster_address(state.address), study.resources.gpus))
+                           draws_previews=draws_in_trials(cluster_address(state.address), study.resources.gpus,
+                                                          ray.cluster_resources().get("CPU", 0), os.cpu_count() or 1))
     trainable = tune.with_resources(tune.with_parameters(run_trial, context=context),
                                     {"cpu": study.resources.cpus, "gpu": study.resources.gpus})
     name = f"{study.name}-e{state.execution}-" + (f"search-{cell.slug}" if phase == Phase.SEARCH else "evaluate")

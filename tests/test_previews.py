@@ -149,7 +149,8 @@ def test_a_stopped_study_leaves_the_rest_to_its_resume(store, tmp_path, monkeypa
     assert tag(store, left) == "drawn"
 
 
-def test_trials_draw_their_own_previews_only_where_they_share_the_drivers_cpus():
-    assert draws_in_trials(None, 0.0)  # a local Ray instance, CPU trials
-    assert not draws_in_trials("127.0.0.1:6379", 0.0)  # a cluster: the driver's CPUs are not the trials'
-    assert not draws_in_trials(None, 1.0)  # an accelerator never waits for a figure
+def test_trials_draw_their_own_previews_only_where_the_driver_has_no_core_of_its_own():
+    assert draws_in_trials(None, 0.0, ray_cpus=2, machine_cpus=2)  # a local Ray instance on every core
+    assert not draws_in_trials(None, 0.0, ray_cpus=1, machine_cpus=2)  # --num-cpus 1: a core left to the driver
+    assert not draws_in_trials("127.0.0.1:6379", 0.0, ray_cpus=2, machine_cpus=2)  # a cluster's trials
+    assert not draws_in_trials(None, 1.0, ray_cpus=2, machine_cpus=2)  # an accelerator never waits for a figure
