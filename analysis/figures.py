@@ -248,7 +248,7 @@ def condensation_heatmap(weights: dict, path: Path, title: str = "", dpi: int = 
     condensed orientation and line counts (docs/science.md §4) in the panel titles."""
     import torch
 
-    # no layout engine: the driver draws this figure as every trial run's preview while the study runs
+    # no layout engine: this figure is also every trial run's preview, drawn while the study runs
     fig, axes = plt.subplots(1, len(weights), figsize=(3.6 * len(weights), 3.4), squeeze=False)
     for ax, (label, u) in zip(axes[0], weights.items()):
         c = analyse(torch.as_tensor(u, dtype=torch.float64))

@@ -45,7 +45,7 @@ class Runtimes:
         return int(self.reached.sum())
 
     def censored_data(self) -> stats.CensoredData:
-        from scipy import stats  # in the functions: the driver drawing previews need not import SciPy (0.7 s)
+        from scipy import stats  # in the functions: drawing a run's previews need not import SciPy (0.7 s)
 
         return stats.CensoredData(uncensored=self.times[self.reached], right=self.times[~self.reached])
 

@@ -1,8 +1,8 @@
 """A trial run's preview figures, for browsing it in the MLflow UI: the staircase plot (loss and ε-rank against
 step) and the condensation heat map of its first layer, drawn from what the run recorded (its resolved
-configuration, its series and its first layer's weights) at a resolution for browsing. The driver draws them
-(:mod:`pipelines.previews`), not the trial; the report draws the paper-quality figures (200 dpi and PDF) from
-the same records."""
+configuration, its series and its first layer's weights) at a resolution for browsing, by the trial or by the
+driver (:mod:`pipelines.previews`); the report draws the paper-quality figures (200 dpi and PDF) from the same
+records."""
 
 from __future__ import annotations
 

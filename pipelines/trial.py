@@ -10,7 +10,7 @@ each, so the UI, the report and the statistics see no difference from one run pe
 A trial is a sequence of steps over typed values: :func:`plan_trial` (who its runs are: cell, knobs, seeds,
 record identity and parameters) → their MLflow runs, opened or found complete (a complete run is never
 re-trained) → the :class:`TrialState` restored from the last checkpoint → :func:`train_runs` →
-:func:`finish` per run (summary, series, status). The state is checkpointed every ``checkpoint_every``
+:func:`finish` per run (summary, series, previews, status). The state is checkpointed every ``checkpoint_every``
 logging steps; a retried or resumed trial continues from it, reopens the same MLflow runs and logs no step
 twice.
 """

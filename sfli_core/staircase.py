@@ -129,7 +129,7 @@ def staircase_stats(step, loss, rank, until: float | None = None) -> StaircaseSt
     if len(d_loss) < 2 or np.ptp(d_loss) == 0 or np.ptp(d_rank) == 0:
         rho = math.nan
     else:
-        from scipy.stats import spearmanr  # here: the driver drawing previews need not import SciPy (0.7 s)
+        from scipy.stats import spearmanr  # here: drawing a run's previews need not import SciPy (0.7 s)
 
         rho = float(spearmanr(d_loss, d_rank).statistic)
     return StaircaseStats(rank_steps=count_rank_steps(rank), plateaus=len(runs),
