@@ -4,8 +4,8 @@ Packing pays where a step is dominated by per-operation overhead (small networks
 costs where the step is already compute-bound (on a CPU a 3 × 100 MLP on 1 000 points runs near the peak of a
 large matrix product, and stacking only adds copies). No rule of thumb separates those across machines, so
 ``auto`` times a few optimiser steps of the actual configuration alone and in packs of growing size (the
-pipeline does so on as many workers side by side as trials will run), and takes the size with the most
-model-steps per second — and 1 unless packing gains at least ``MIN_GAIN``, so
+pipeline does so on as many workers side by side as trials will run), best of three rounds, and takes the size
+with the most model-steps per second — and 1 unless packing gains at least ``MIN_GAIN``, so
 that ``auto`` is never slower than ``pack: 1`` by more than the measurement's noise.
 
 A run that compiles (Taylor mode, sfli_core.fields) runs uncompiled in a pack, so its sizes are timed
@@ -28,6 +28,7 @@ from .pack import Pack
 MIN_GAIN = 1.15  # below this the measurement's noise (a few %) and the per-pack bookkeeping can eat the gain
 CANDIDATES = (1, 2, 4, 8, 16, 32)
 MAX_TIMED_STEPS = 500
+ROUNDS = 3  # timings of each size, the best kept (measure)
 STEP_LIMIT = 2 + 2 + MAX_TIMED_STEPS  # warm-up, probe and the longest timing: every step an optimiser step
 
 
@@ -62,15 +63,25 @@ def model_steps_per_second(cfg: RunConfig, size: int, seconds: float) -> float:
     return size * steps / seconds_of(steps)
 
 
-def measure(cfg: RunConfig, largest: int, seconds: float = 0.3) -> dict[int, float]:
-    """Model-steps per second for the candidate sizes up to ``largest``, each timed for about ``seconds``
-    (:func:`model_steps_per_second`), until :func:`exhausted`."""
+def measure(cfg: RunConfig, largest: int, seconds: float = 0.3, rounds: int = ROUNDS) -> dict[int, float]:
+    """Model-steps per second for the candidate sizes up to ``largest``: a first round over the sizes until
+    :func:`exhausted`, then ``rounds - 1`` more over the sizes it timed, in reverse order, the best rate of each
+    size kept (each timing about ``seconds`` long: :func:`model_steps_per_second`).
+
+    One timing can fall on a neighbouring worker's start (its imports, its first allocations) or on a burst of
+    other work. On 2 cores a fresh pair of workers timed the quick start's run alone at 166 model-steps/s where
+    three more rounds gave 201-231, and one size's timings differed by up to a third between rounds; a
+    single round chose packs of 2 or 8 that trained 15-30 % slower per run than runs alone. The best of a few
+    rounds is the rate the steady state reaches (as ``timeit`` repeats and keeps the best)."""
     rates: dict[int, float] = {}
     for size in (s for s in CANDIDATES if s <= largest):
         rates[size] = model_steps_per_second(cfg, size, seconds)
         if exhausted(rates):
             break
-    return rates
+    for _ in range(rounds - 1):
+        for size in reversed(rates):
+            rates[size] = max(rates[size], model_steps_per_second(cfg, size, seconds))
+    return dict(sorted(rates.items()))
 
 
 def exhausted(rates: dict[int, float]) -> bool:

@@ -140,10 +140,20 @@ def test_pack_size_measurement_goes_on_past_one_dip_and_stops_after_two():
     assert choose({1: 1000.0, 2: 1100.0}) == 1  # under the 15 % that the measurement's noise can eat
 
 
+def test_pack_size_measurement_keeps_each_sizes_best_round(monkeypatch):
+    """Timings that a neighbour's start slowed (the first round) give way to the best of later rounds."""
+    from sfli_core import pack_size
+
+    timings = iter([100.0, 150.0, 140.0, 230.0, 220.0, 160.0])  # round 1: 1, 2; rounds 2 and 3: 2, 1
+    monkeypatch.setattr(pack_size, "model_steps_per_second", lambda cfg, size, seconds: next(timings))
+    rates = pack_size.measure(config("fit1d_multiscale", "mlp", "sfli", 1, 1e-3), largest=2)
+    assert rates == {1: 230.0, 2: 220.0} and pack_size.choose(rates) == 1  # one round alone would choose 2
+
+
 def test_pack_size_measurement_times_optimiser_steps_alone(monkeypatch):
-    """A clock that advances 10 ms per run per step: each size measures 100 model-steps/s exactly, after a
-    two-step warm-up, a two-step probe and 0.3 s of timed steps (30 of one run, 15 of a pack of 2); nothing
-    evaluates."""
+    """A clock that advances 10 ms per run per step: each size measures 100 model-steps/s exactly, in each of
+    three rounds (the later two in reverse order), after a two-step warm-up, a two-step probe and 0.3 s of timed
+    steps (30 of one run, 15 of a pack of 2); nothing evaluates."""
     from sfli_core import pack_size
     from sfli_core.pack import PackedStep
     from sfli_core.trainer import SoloStep
@@ -160,7 +170,8 @@ def test_pack_size_measurement_times_optimiser_steps_alone(monkeypatch):
     cfg = config("fit1d_multiscale", "mlp", "sfli", 1, 1e-3)
     rates = pack_size.measure(cfg, largest=2)
     assert rates == {1: pytest.approx(100.0), 2: pytest.approx(100.0)}
-    assert calls == [(size, s) for size, n in ((1, 30), (2, 15)) for s in [0, 1, 0, 1, *range(n)]]
+    rounds = ((1, 30), (2, 15)) + ((2, 15), (1, 30)) * 2
+    assert calls == [(size, s) for size, n in rounds for s in [0, 1, 0, 1, *range(n)]]
     pack = Pack([pack_size.timing_config(cfg, pack_size.STEP_LIMIT, 0)])
     before = {k: v.clone() for k, v in pack.lead.params.items()}
     pack.step_fn.stack(pack.members)
