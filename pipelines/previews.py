@@ -89,12 +89,12 @@ def draws_in_trials(address: str | None, gpus: float, ray_cpus: float, machine_c
 def draw_run(tracker: Tracker, run_id: str, name: str) -> dict[str, str]:
     """Draw a complete run's previews from its records and log them as its artifacts; returns its preview tags
     (drawn; or not drawn, and why, when its records cannot be drawn)."""
+    from .run_figures import draw_previews  # matplotlib: only once there is something to draw
+
     with tempfile.TemporaryDirectory() as d:
         recorded, drawn = Path(d) / "recorded", Path(d) / "drawn"
         drawn.mkdir()
         try:
-            from .run_figures import draw_previews  # matplotlib: only once there is something to draw
-
             tracker.download_artifacts(run_id, recorded)
             for file in draw_previews(recorded):
                 (recorded / file).rename(drawn / file)
