@@ -6,10 +6,10 @@ from __future__ import annotations
 import pandas as pd
 
 from sfli_core import keys
+from sfli_core.text import WIDTH
 
 from .formats import cell
 
-WIDTH = 120
 COLUMNS = ["study", "grid_point", "tau", "arms", "reached", "speedup_95", "ert_ratio_95", "error_ratio_95",
            "logrank_p_adj", "signed_rank_p_adj", "underpowered"]
 # (column of the summary, terminal header, width); the first column takes what the others leave

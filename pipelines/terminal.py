@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import textwrap
 
-from analysis.summary import WIDTH  # the terminal's speed-up table: the project's one terminal width
+from sfli_core.text import WIDTH
 
 
 def say(text: str) -> None:

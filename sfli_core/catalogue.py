@@ -10,8 +10,9 @@ from .init import INITS
 from .models import MODELS
 from .params import describe_params, params_of
 from .tasks import TASKS, Preset
+from .text import WIDTH
 
-WIDTH, NAME = 120, 22
+NAME = 22
 
 
 def _entry(name: str, text: str, params: str | None = None) -> list[str]:
