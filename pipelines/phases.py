@@ -22,7 +22,7 @@ from sfli_core.record import Phase
 from .audit import AuditedSearch, searcher
 from .previews import draws_in_trials
 from .progress import Progress
-from .ray_session import cluster_address
+from .ray_session import cluster_address, machine_cpus
 from .stop import StopRequest
 from .study import Cell, Study
 from .terminal import say
@@ -96,7 +96,7 @@ def run_phase(state, study: Study, phase: Phase, cell: Cell | None, t0: float,
                            git_revision=state.git_revision, chosen=dict(state.chosen), python_path=python_path,
                            execution=state.execution, pack=packing if phase == Phase.SEARCH else 1,
                            draws_previews=draws_in_trials(cluster_address(state.address), study.resources.gpus,
-                                                          ray.cluster_resources().get("CPU", 0), os.cpu_count() or 1))
+                                                          ray.cluster_resources().get("CPU", 0), machine_cpus()))
     trainable = tune.with_resources(tune.with_parameters(run_trial, context=context),
                                     {"cpu": study.resources.cpus, "gpu": study.resources.gpus})
     name = f"{study.name}-e{state.execution}-" + (f"search-{cell.slug}" if phase == Phase.SEARCH else "evaluate")

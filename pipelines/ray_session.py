@@ -28,6 +28,18 @@ def cluster_address(address: str | None) -> str | None:
     return address or os.environ.get("RAY_ADDRESS")
 
 
+def machine_cpus() -> int:
+    """The CPUs a local Ray instance started without ``--num-cpus`` gets: Ray's own count, which honours a
+    container's CPU quota (cgroups) where ``os.cpu_count()`` reports every core of the host. Ray offers it only
+    as a private function: without it, the host's count."""
+    try:
+        from ray._private.utils import get_num_cpus
+
+        return max(1, int(get_num_cpus(override_docker_cpu_warning=True)))
+    except (ImportError, AttributeError, TypeError):
+        return os.cpu_count() or 1
+
+
 def connect_ray(address: str | None, num_cpus: int | None = None, py_modules: list[str] = ()) -> RaySession:
     """Connect to the cluster at ``address`` (or $RAY_ADDRESS), shipping ``py_modules`` (the user's modules)
     to its workers with Ray's runtime environment; else start a local instance on 127.0.0.1."""

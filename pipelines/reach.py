@@ -89,11 +89,11 @@ def _speaks_grpc(host: str, port: int) -> bool:
 def check_local_resources(study, address: str | None, num_cpus: int | None) -> None:
     """A trial that asks a local Ray instance for more CPUs or GPUs than it has would wait for ever: refused.
     (A cluster may still add nodes: its trials wait for them.)"""
-    from .ray_session import cluster_address
+    from .ray_session import cluster_address, machine_cpus
 
     if cluster_address(address):
         return
-    cpus = num_cpus or os.cpu_count() or 1
+    cpus = num_cpus or machine_cpus()
     need = study.resources
     if need.cpus > cpus:
         raise ConfigError(f"resources.cpus: {need.cpus:g} per trial, but the local Ray instance has {cpus} CPU"

@@ -107,6 +107,18 @@ def test_trials_that_could_never_start_are_refused(tmp_path, capsys, resources, 
     assert not (tmp_path / "runs").exists()
 
 
+def test_a_containers_cpu_quota_is_what_a_local_instance_has(tmp_path, capsys, monkeypatch):
+    """In a container whose CPU quota is one core, however many cores the host shows, a local Ray instance gets one
+    CPU (Ray reads the quota): a study asking two per trial would wait for ever, so it is refused."""
+    import ray._private.utils
+
+    monkeypatch.setattr(ray._private.utils, "_get_docker_cpus", lambda *args, **kwargs: 1.0)  # the cgroup quota
+    study = write_study(tmp_path / "s.yaml", "quota", XAVIER, seeds=[0], resources={"cpus": 2})
+    assert main(["run", str(study), "--runs-dir", str(tmp_path / "runs")]) == 2
+    assert "resources.cpus: 2 per trial, but the local Ray instance has 1 CPU:" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
 def test_a_cluster_needs_a_tracking_server_every_node_reaches(tmp_path, capsys):
     study = write_study(tmp_path / "s.yaml", "local_store", XAVIER, seeds=[0])
     # refused before any connection is tried (the .invalid name would never resolve anyway)
