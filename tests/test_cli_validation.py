@@ -113,6 +113,11 @@ def test_a_containers_cpu_quota_is_what_a_local_instance_has(tmp_path, capsys, m
     import ray._private.utils
 
     monkeypatch.setattr(ray._private.utils, "_get_docker_cpus", lambda *args, **kwargs: 1.0)  # the cgroup quota
+
+    def started(*args, **kwargs):  # a study let through would wait for ever for its trials: fail at once instead
+        raise AssertionError("the study started")
+
+    monkeypatch.setattr("pipelines.runner._drive", started)
     study = write_study(tmp_path / "s.yaml", "quota", XAVIER, seeds=[0], resources={"cpus": 2})
     assert main(["run", str(study), "--runs-dir", str(tmp_path / "runs")]) == 2
     assert "resources.cpus: 2 per trial, but the local Ray instance has 1 CPU:" in capsys.readouterr().err
