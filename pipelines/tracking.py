@@ -363,6 +363,14 @@ class Tracker:
     def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
         self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
+    @_retry
+    def append_tag(self, run_id: str, key: str, value: str) -> None:
+        """Tag ``key`` = ``value``; where the run's tag holds other values, ``value`` follows them unless it is
+        already the latest ('2', then '2, then 1')."""
+        held = self.client.get_run(run_id).data.tags.get(key)
+        if held is None or held.rsplit(record.THEN, 1)[-1] != value:
+            self.set_tags(run_id, {key: value if held is None else f"{held}{record.THEN}{value}"})
+
     def finish(self, run_id: str, status: Status, tags: dict[str, str] | None = None) -> None:
         """The sfli status is a tag (written with ``tags``); MLflow's own status is FAILED for a failed run, else
         FINISHED. A run is closed only once its logging steps are delivered; a failed or stopped one is closed

@@ -70,7 +70,7 @@ CONFIG_FILE, SPECTRA_FILE, STAIRCASE_FILE = "config.yaml", "spectra.json", "stai
 WEIGHTS_FILE, HEATMAP_FILE = "condensation_weights.json", "condensation.png"
 SERIES_FILE, SEEDS_FILE = "series.csv", "seeds.json"
 SPECTRA_INITIAL, SPECTRA_FINAL = "initial", "final"  # the keys of SPECTRA_FILE
-# a trial run's previews (STAIRCASE_FILE, HEATMAP_FILE), drawn by the driver once the run is complete
+# a trial run's previews (STAIRCASE_FILE, HEATMAP_FILE), drawn by its trial or by the driver once it is complete
 PREVIEWS, PREVIEWS_ERROR = "previews", "previews_error"  # tags: a PreviewState; why they were not drawn
 
 
@@ -93,6 +93,10 @@ class ReportState(StrEnum):
 def report_tag(version: int) -> str:
     return f"{REPORT_FOLDER}/v{version}"
 
+
+# on a phase's parent run: how many trials ran at once, on which a search's outcome depends (docs/science.md §7);
+# "2, then 1" where the phase was resumed with another count
+PARALLEL_TRIALS, THEN = "parallel_trials", ", then "
 
 # on the search parent run: a chosen knob at the edge of its range (pipelines.tuning), per cell
 EDGE_PREFIX = "edge/"
