@@ -85,6 +85,8 @@ OTHER = {
     "pruned": "of those, trials stopped early by successive halving (search.asha)",
     "search_steps": "training steps the arm's search spent, summed over its trials (pruned ones included)",
     "search_seconds": "training seconds the arm's search spent, summed over its trials",
+    "trials_at_once": "search trials run side by side ('2, then 1' where the search was resumed with another "
+                      "count): with more than one, the choice also depends on their timing (docs/science.md §7)",
     "edge": "chosen knobs in the outer tenth of their range (log scale for log-uniform): the optimum may lie "
             "beyond it; widen the range",
     "when": "initial (step 0) or final",

@@ -52,11 +52,13 @@ def _arm(g: pd.DataFrame, arm: str, columns) -> pd.DataFrame:
     return out
 
 
-def tuning_table(runs: pd.DataFrame, search: pd.DataFrame, edges: dict[str, dict[str, str]]) -> pd.DataFrame:
+def tuning_table(runs: pd.DataFrame, search: pd.DataFrame,
+                 parent_tags: dict[str, dict[str, str]]) -> pd.DataFrame:
     """Per study, grid point and arm: the knobs a search tuned and the values it chose, what the search spent
-    (trials, of which pruned by successive halving, training steps and seconds, summed over its trials) and
-    the chosen knobs at an edge of their range (``edges``: study → the search parent run's tags), so that a
-    reader sees whether every arm was tuned alike and within ranges that held its optimum."""
+    (trials, of which pruned by successive halving, training steps and seconds, summed over its trials), how
+    many of its trials ran at once, and the chosen knobs at an edge of their range (``parent_tags``: study → the
+    search parent run's tags), so that a reader sees whether every arm was tuned alike and within ranges that
+    held its optimum."""
     rows = []
     for (study, variant, arm), g in runs.groupby(["study", "variant", "arm"], sort=True):
         mine = search[(search["study"] == study) & (search["arm"] == arm) & (search["variant"] == variant)] \
@@ -64,13 +66,15 @@ def tuning_table(runs: pd.DataFrame, search: pd.DataFrame, edges: dict[str, dict
         chosen = g["chosen"].iloc[0]
         cell = arm if variant == "base" else f"{arm}/{variant}"
         prefix = f"{record.EDGE_PREFIX}{cell}/"
-        flags = [v for k, v in sorted(edges.get(study, {}).items()) if k.startswith(prefix)]
+        tags = parent_tags.get(study, {})
+        flags = [v for k, v in sorted(tags.items()) if k.startswith(prefix)]
         rows.append({"study": study, "variant": variant, "arm": arm, "init": g["init"].iloc[0],
                      "tuned": g["searched"].iloc[0] or "not tuned (fixed knobs)",
                      "chosen": ", ".join(f"{k}={_short(v)}" for k, v in sorted(chosen.items())) or "-",
                      "trials": len(mine), "pruned": int((mine["status"] == record.Status.STOPPED).sum()) if len(mine)
                      else 0, "search_steps": int(mine["steps"].sum()) if len(mine) else 0,
                      "search_seconds": round(float(mine["seconds"].sum()), 1) if len(mine) else 0.0,
+                     "trials_at_once": tags.get(record.PARALLEL_TRIALS, "-") if len(mine) else "-",
                      "edge": "; ".join(flags) or "-"})
     return pd.DataFrame(rows)
 

@@ -65,10 +65,10 @@ def make_store(tmp_path, treated: tuple[str, str, str] = ("sfli", "sfli", "treat
 
 
 def _search(client: MlflowClient, exp: str, arm: str) -> None:
-    """The treated arm's search: three trials (one pruned by successive halving at step 100), and its choice
-    flagged at the upper edge of its range."""
+    """The treated arm's search: three trials (one pruned by successive halving at step 100), two at a time until
+    it was resumed with one, and its choice flagged at the upper edge of its range."""
     parent = client.create_run(exp, tags={"study": "toy", "phase": "search", "run_type": "parent",
-                                          "execution": "1", "status": "finished",
+                                          "execution": "1", "status": "finished", "parallel_trials": "2, then 1",
                                           f"edge/{arm}/init.scale": EDGE}).info.run_id
     for scale, status, steps in ((1.9, "finished", 400), (0.7, "finished", 400), (1.2, "stopped", 100)):
         tags = {"study": "toy", "phase": "search", "arm": arm, "variant": "base", "status": status,
@@ -119,9 +119,10 @@ def test_report_tables_and_figures(toy_report):
                  "initial_rank_toy_fit1d_multiscale_mlp.png", "spectra_toy_fit1d_multiscale_mlp.png"):
         assert (out / name).stat().st_size > 0, name
     # what each arm's search tuned, chose and spent, and the choice at the edge of its range
-    fixed = "| toy | base | xavier | xavier_normal | not tuned (fixed knobs) | - | 0 | 0 | 0 | 0 | - |"
+    fixed = "| toy | base | xavier | xavier_normal | not tuned (fixed knobs) | - | 0 | 0 | 0 | 0 | - | - |"
     assert fixed in result.markdown
-    assert f"| toy | base | sfli | sfli | init.scale | init.scale=1.9 | 3 | 1 | 900 | 9 | {EDGE} |" in result.markdown
+    tuned = f"| toy | base | sfli | sfli | init.scale | init.scale=1.9 | 3 | 1 | 900 | 9 | 2, then 1 | {EDGE} |"
+    assert tuned in result.markdown
     # every column of every table written is explained once
     for table in ("speedup", "speedup_summary", "tuning", "layerwise", "staircase"):
         for column in pd.read_csv(out / f"{table}.csv").columns:

@@ -109,7 +109,8 @@ def test_the_tuning_audit_opens_with_optuna_and_shows_in_the_report(quickstart):
         assert sorted(t.value for t in complete) == pytest.approx(sorted(
             r.data.metrics["objective"] for r in runs if r.data.tags["status"] == "finished"))
     page = (quickstart.runs / "reports" / "quickstart" / "report.html").read_text()
-    assert "search_seconds" in page and "tuning_quickstart_xavier.png" in page and "tuning_quickstart_sfli.png" in page
+    assert "search_seconds" in page and "trials_at_once" in page
+    assert "tuning_quickstart_xavier.png" in page and "tuning_quickstart_sfli.png" in page
 
 
 def test_status_names_the_phases_and_their_runs(quickstart, capsys):

@@ -75,4 +75,5 @@ def test_sfli_layouts_smoke_runs_every_layout_with_every_arm_tuned(tmp_path, cap
     knobs["sfli_layout"] = "init.params.layout, init.scale, train.lr"
     assert tuning["tuned"].to_dict() == knobs
     assert set(tuning["trials"]) == {1} and set(tuning["pruned"]) == {0} and set(tuning["search_steps"]) == {20}
+    assert set(tuning["trials_at_once"].astype(str)) == {"2"}  # the shared local instance's 2 CPUs, 1 per trial
     assert all(row.chosen.count("=") == len(knobs[arm].split(", ")) for arm, row in tuning.iterrows())
