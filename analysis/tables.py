@@ -74,7 +74,7 @@ def tuning_table(runs: pd.DataFrame, search: pd.DataFrame,
                      "trials": len(mine), "pruned": int((mine["status"] == record.Status.STOPPED).sum()) if len(mine)
                      else 0, "search_steps": int(mine["steps"].sum()) if len(mine) else 0,
                      "search_seconds": round(float(mine["seconds"].sum()), 1) if len(mine) else 0.0,
-                     "trials_at_once": tags.get(record.PARALLEL_TRIALS, "-") if len(mine) else "-",
+                     "trials_at_once": tags.get(record.parallel_tag(cell), "-") if len(mine) else "-",
                      "edge": "; ".join(flags) or "-"})
     return pd.DataFrame(rows)
 

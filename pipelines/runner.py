@@ -189,7 +189,8 @@ def _run_phases(state: StudyState, study: Study, folder: Path, tracker: Tracker,
         if key in state.done:
             continue
         state.parents.setdefault(phase, tracker.parent_run(state.experiment_id, study.name, phase, state.execution))
-        tracker.append_tag(state.parents[phase], record.PARALLEL_TRIALS, str(parallel_trials(study)))
+        tracker.append_tag(state.parents[phase], record.parallel_tag(cell.key if cell else None),
+                           str(parallel_trials(study)))
         if key not in state.packing:  # decided once: a resumed phase keeps its trials
             state.packing[key] = (evaluation_packs(study, state.chosen) if phase == Phase.EVALUATE
                                   else search_pack(study, cell))

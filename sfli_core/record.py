@@ -94,9 +94,15 @@ def report_tag(version: int) -> str:
     return f"{REPORT_FOLDER}/v{version}"
 
 
-# on a phase's parent run: how many trials ran at once, on which a search's outcome depends (docs/science.md §7);
-# "2, then 1" where the phase was resumed with another count
+# on a phase's parent run: how many trials ran at once, on which a search's outcome depends (docs/science.md §7),
+# per searched cell on the search parent run; "2, then 1" where the phase was resumed with another count
 PARALLEL_TRIALS, THEN = "parallel_trials", ", then "
+
+
+def parallel_tag(cell: str | None) -> str:
+    """``parallel_trials/<cell>`` for a cell's search (on the search parent run), ``parallel_trials`` for the
+    evaluation."""
+    return PARALLEL_TRIALS if cell is None else f"{PARALLEL_TRIALS}/{cell}"
 
 # on the search parent run: a chosen knob at the edge of its range (pipelines.tuning), per cell
 EDGE_PREFIX = "edge/"

@@ -68,7 +68,7 @@ def _search(client: MlflowClient, exp: str, arm: str) -> None:
     """The treated arm's search: three trials (one pruned by successive halving at step 100), two at a time until
     it was resumed with one, and its choice flagged at the upper edge of its range."""
     parent = client.create_run(exp, tags={"study": "toy", "phase": "search", "run_type": "parent",
-                                          "execution": "1", "status": "finished", "parallel_trials": "2, then 1",
+                                          "execution": "1", "status": "finished", f"parallel_trials/{arm}": "2, then 1",
                                           f"edge/{arm}/init.scale": EDGE}).info.run_id
     for scale, status, steps in ((1.9, "finished", 400), (0.7, "finished", 400), (1.2, "stopped", 100)):
         tags = {"study": "toy", "phase": "search", "arm": arm, "variant": "base", "status": status,
