@@ -104,6 +104,7 @@ def parallel_tag(cell: str | None) -> str:
     evaluation."""
     return PARALLEL_TRIALS if cell is None else f"{PARALLEL_TRIALS}/{cell}"
 
+
 # on the search parent run: a chosen knob at the edge of its range (pipelines.tuning), per cell
 EDGE_PREFIX = "edge/"
 
